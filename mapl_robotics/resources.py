@@ -30,7 +30,7 @@ def _candidates() -> list[Path]:
 
 
 def share_dir() -> Path:
-    """Return the folder that holds ``maps/``, ``sim/`` and ``launch/``."""
+    """Return the folder that contains ``maps/``, ``sim/`` and ``launch/``."""
     for candidate in _candidates():
         if (candidate / 'maps').is_dir() and (candidate / 'sim').is_dir():
             return candidate

@@ -93,7 +93,7 @@ def closest_approach(a: Trajectory, b: Trajectory, *, t_start_s: float | None = 
 def find_conflict(a: Trajectory, radius_a_m: float, b: Trajectory, radius_b_m: float, *,
                   clearance_m: float = 0.0, t_start_s: float | None = None,
                   t_end_s: float | None = None) -> Conflict | None:
-    """Return the earliest-found worst :class:`Conflict` between two discs, or ``None``.
+    """Return the closest-approach :class:`Conflict` between two discs, or ``None``.
 
     ``None`` means the discs keep at least ``radius_a_m + radius_b_m + clearance_m`` between
     their centres over the whole window.

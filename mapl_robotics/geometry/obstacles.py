@@ -31,7 +31,7 @@ def _finite_pair(name: str, value: Sequence[float]) -> tuple[float, float]:
 class ConstantVelocity:
     """Straight-line motion from ``start_xy_m`` at time ``t0_s`` with ``velocity_mps``.
 
-    The obstacle stands at its start before ``t0_s``. With ``t_stop_s`` set it stops there.
+    The obstacle waits at its start before ``t0_s``. With ``t_stop_s`` set it stops there.
     """
 
     start_xy_m: tuple[float, float]

@@ -5,8 +5,8 @@ increasing times. Between samples the position moves linearly at constant veloci
 trajectory is a piecewise-linear motion in space-time; conflict checks in
 :mod:`mapl_robotics.geometry.conflicts` rely on that.
 
-Outside its time span a trajectory is stationary: before the first sample the robot stands at
-the first pose, after the last sample it stands at the last pose. That matches how the fleet
+Outside its time span a trajectory is stationary: before the first sample the robot is at
+the first pose, after the last sample it remains at the last pose. That matches how the fleet
 treats robots that have not started yet and robots parked at their goal.
 """
 
@@ -93,7 +93,7 @@ class Trajectory:
     @classmethod
     def stationary(cls, xy_m: Sequence[float], *, t_start_s: float, t_end_s: float,
                    yaw_rad: float = 0.0) -> 'Trajectory':
-        """Build a trajectory that stands still at ``xy_m`` from ``t_start_s`` to ``t_end_s``."""
+        """Build a trajectory that stays still at ``xy_m`` from ``t_start_s`` to ``t_end_s``."""
         if not t_end_s > t_start_s:
             return cls(t_s=np.array([t_start_s]), xy_m=np.array([xy_m], dtype=float),
                        yaw_rad=np.array([yaw_rad]))
