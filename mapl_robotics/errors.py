@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     'MaplError',
     'SpecError',
+    'SpecFileNotFoundError',
     'MapError',
     'MapFileNotFoundError',
     'MapFormatError',
@@ -42,7 +43,25 @@ class MaplError(Exception):
 
 
 class SpecError(MaplError, ValueError):
-    """A fleet spec (the MAPL document) is invalid."""
+    """A fleet spec (the MAPL document) is invalid.
+
+    ``problems`` lists ``(key_path, message)`` for each problem found, when known.
+    """
+
+    def __init__(self, message: str, *, problems=()) -> None:
+        super().__init__(message)
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
+
+    def __reduce__(self):
+        return _rebuild_spec_error, (type(self), str(self), self.problems)
+
+
+def _rebuild_spec_error(cls: type, message: str, problems: tuple) -> 'SpecError':
+    return cls(message, problems=problems)
+
+
+class SpecFileNotFoundError(SpecError, FileNotFoundError):
+    """A fleet spec file does not exist."""
 
 
 class MapError(MaplError):

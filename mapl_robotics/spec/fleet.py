@@ -1,0 +1,251 @@
+"""Spec sections for the fleet's world: the map, the robots and the moving obstacles."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from mapl_robotics.spec.base import XY, Identifier, Pose, SpecModel
+from mapl_robotics.spec.units import Duration
+
+if TYPE_CHECKING:
+    from mapl_robotics.geometry import MovingObstacle, World
+    from mapl_robotics.planning import RobotModel
+
+__all__ = ['MAP_FORMATS', 'MapSpec', 'RobotSpec', 'ConstantVelocitySpec', 'WaypointsSpec',
+           'MovingObstacleSpec']
+
+MAP_FORMATS = ('map_server', 'movingai', 'polygon', 'geojson')
+_SUFFIX_FORMATS = {'.map': 'movingai', '.geojson': 'geojson', '.json': 'geojson'}
+
+
+def _search_dirs(info: ValidationInfo) -> list[Path]:
+    """Folders that a relative path is looked up in: the spec's folder, then the package data."""
+    context = info.context or {}
+    folders = [Path(context.get('base_dir') or Path.cwd())]
+    try:
+        from mapl_robotics.resources import share_dir
+        folders.append(share_dir())
+    except FileNotFoundError:
+        pass
+    return folders
+
+
+def resolve_path(value: Path, info: ValidationInfo, *, what: str) -> Path:
+    """Return ``value`` made absolute against the spec's folder or the bundled data folder."""
+    path = value.expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [folder / path for folder in _search_dirs(info)]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate.resolve()
+    searched = ', '.join(str(c) for c in candidates)
+    raise PydanticCustomError(
+        'path_not_found', '{what} not found; searched {searched}. Give a path relative to the '
+        "spec file's folder, an absolute path, or a bundled file such as "
+        "'maps/ros/warehouse.yaml'", {'what': what, 'searched': searched})
+
+
+def _detect_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in _SUFFIX_FORMATS:
+        return _SUFFIX_FORMATS[suffix]
+    if suffix in ('.yaml', '.yml'):
+        # A map_server YAML names its image; a polygon map has bounds and obstacles instead.
+        import yaml
+        try:
+            with open(path, encoding='utf-8') as stream:
+                content = yaml.safe_load(stream)
+        except (OSError, yaml.YAMLError):
+            return 'map_server'
+        if isinstance(content, dict) and 'image' not in content:
+            return 'polygon'
+        return 'map_server'
+    raise PydanticCustomError(
+        'map_format', 'cannot tell the map format from the suffix {suffix!r}; set map.format to '
+        'one of {formats}', {'suffix': suffix, 'formats': ', '.join(MAP_FORMATS)})
+
+
+class MapSpec(SpecModel):
+    """The static map the fleet shares."""
+
+    path: Annotated[Path, Field(strict=False)]
+    """Map file: map_server YAML (+ image), MovingAI .map, polygon YAML or GeoJSON. Relative
+    paths are looked up next to the spec file, then among the bundled data (maps/...)."""
+
+    format: Literal['auto', 'map_server', 'movingai', 'polygon', 'geojson'] = 'auto'
+    """Map format; auto picks it from the suffix (.map, .geojson) or the YAML's keys."""
+
+    cell_size_m: Optional[float] = Field(default=None, gt=0.0)
+    """Edge length of one MovingAI grid cell in metres; required for MovingAI maps."""
+
+    unknown_is_obstacle: bool = True
+    """Whether unknown cells of a map_server map are obstacles (true) or free space."""
+
+    @field_validator('path', mode='after')
+    @classmethod
+    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
+        return resolve_path(value, info, what='map file')
+
+    @model_validator(mode='after')
+    def _check_format(self) -> 'MapSpec':
+        detected = _detect_format(self.path) if self.format == 'auto' else self.format
+        if detected == 'movingai' and self.cell_size_m is None:
+            raise PydanticCustomError(
+                'cell_size_required', 'the MovingAI map {path} needs map.cell_size_m, the edge '
+                'length of one grid cell in metres (for example 1.0)', {'path': str(self.path)})
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        """The map format, detected from the file when ``format`` is auto."""
+        return _detect_format(self.path) if self.format == 'auto' else self.format
+
+    def load(self) -> 'World':
+        """Load the map into a :class:`~mapl_robotics.geometry.World`."""
+        from mapl_robotics.geometry.maps import load_map
+        return load_map(self.path, cell_size_m=self.cell_size_m,
+                        unknown_is_obstacle=self.unknown_is_obstacle)
+
+
+class RobotSpec(SpecModel):
+    """One disc robot with its limits, start and goal."""
+
+    id: Identifier
+    """Unique robot id: letters, digits and underscores, starting with a letter (it becomes a
+    ROS 2 namespace)."""
+
+    radius_m: float = Field(gt=0.0, le=10.0)
+    """Radius of the disc that contains the robot's footprint, in metres."""
+
+    max_speed_mps: float = Field(gt=0.0, le=20.0)
+    """Maximum linear speed in m/s."""
+
+    max_accel_mps2: float = Field(gt=0.0, le=50.0)
+    """Maximum linear acceleration (and deceleration) in m/s^2."""
+
+    drive: Literal['holonomic', 'differential'] = 'holonomic'
+    """holonomic: moves in any direction. differential: moves along its heading and turns
+    with at most max_yaw_rate_radps."""
+
+    max_yaw_rate_radps: float = Field(default=1.5, gt=0.0, le=50.0)
+    """Maximum turn rate in rad/s; used by differential drive."""
+
+    start: Pose
+    """Start pose [x_m, y_m] or [x_m, y_m, yaw_rad] in the map frame; yaw defaults to 0."""
+
+    goal: XY
+    """Goal position [x_m, y_m] in the map frame."""
+
+    @field_validator('start', mode='after')
+    @classmethod
+    def _pad_yaw(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return value if len(value) == 3 else (value[0], value[1], 0.0)
+
+    @property
+    def start_xy_m(self) -> tuple[float, float]:
+        return (self.start[0], self.start[1])
+
+    @property
+    def start_yaw_rad(self) -> float:
+        return self.start[2]
+
+    def to_model(self) -> 'RobotModel':
+        """Return the planner's :class:`~mapl_robotics.planning.RobotModel` for this robot."""
+        from mapl_robotics.planning import RobotModel
+        return RobotModel(radius_m=self.radius_m, max_speed_mps=self.max_speed_mps,
+                          max_accel_mps2=self.max_accel_mps2, drive=self.drive,
+                          max_yaw_rate_radps=self.max_yaw_rate_radps)
+
+
+class ConstantVelocitySpec(SpecModel):
+    """Straight-line motion at a constant velocity."""
+
+    type: Literal['constant_velocity']
+    start: XY
+    """Position [x_m, y_m] at t0_s; the obstacle stands there before t0_s."""
+
+    velocity_mps: XY
+    """Velocity [vx, vy] in m/s."""
+
+    t0_s: Duration = 0.0
+    """Time at which the obstacle starts moving, in fleet seconds."""
+
+    t_stop_s: Optional[Duration] = None
+    """Time at which it stops for good; null: it never stops."""
+
+    @model_validator(mode='after')
+    def _check_times(self) -> 'ConstantVelocitySpec':
+        if self.t_stop_s is not None and not self.t_stop_s > self.t0_s:
+            raise PydanticCustomError('time_order', 't_stop_s={stop} must be later than '
+                                      't0_s={start}', {'stop': self.t_stop_s,
+                                                       'start': self.t0_s})
+        return self
+
+
+class WaypointsSpec(SpecModel):
+    """Motion through timed waypoints, linear in between."""
+
+    type: Literal['waypoints']
+    waypoints: Annotated[tuple[Annotated[tuple[float, float, float], Field(strict=False)], ...],
+                         Field(strict=False, min_length=1, max_length=10_000)]
+    """Waypoints [[t_s, x_m, y_m], ...] with strictly increasing times."""
+
+    loop: bool = False
+    """Whether to repeat the waypoints forever (closing the loop at the average speed)."""
+
+    @model_validator(mode='after')
+    def _check_times(self) -> 'WaypointsSpec':
+        times = [row[0] for row in self.waypoints]
+        for index in range(1, len(times)):
+            if not times[index] > times[index - 1]:
+                raise PydanticCustomError(
+                    'time_order', 'waypoint times must increase strictly, but waypoint '
+                    '{index} has t_s={t} after t_s={previous}',
+                    {'index': index, 't': times[index], 'previous': times[index - 1]})
+        if self.loop and len(times) < 2:
+            raise PydanticCustomError('loop_too_short', 'a looping motion needs at least two '
+                                      'waypoints')
+        return self
+
+
+MotionSpec = Annotated[Union[ConstantVelocitySpec, WaypointsSpec], Field(discriminator='type')]
+
+
+class MovingObstacleSpec(SpecModel):
+    """A person or forklift: a disc that moves along a known motion model."""
+
+    id: Identifier
+    """Unique id, distinct from every robot id."""
+
+    kind: Literal['person', 'forklift']
+    """What it is; the simulator picks its body and the plots its colour from this."""
+
+    radius_m: float = Field(gt=0.0, le=10.0)
+    """Radius of the disc that contains its footprint, in metres."""
+
+    motion: MotionSpec
+    """constant_velocity or waypoints, selected by the key type."""
+
+    def to_obstacle(self) -> 'MovingObstacle':
+        """Return the geometry layer's :class:`~mapl_robotics.geometry.MovingObstacle`."""
+        from mapl_robotics.geometry import ConstantVelocity, MovingObstacle, TimedWaypoints
+        motion: Union[ConstantVelocity, TimedWaypoints]
+        if isinstance(self.motion, ConstantVelocitySpec):
+            motion = ConstantVelocity(start_xy_m=self.motion.start,
+                                      velocity_mps=self.motion.velocity_mps,
+                                      t0_s=self.motion.t0_s, t_stop_s=self.motion.t_stop_s)
+        else:
+            motion = TimedWaypoints(waypoints=self.motion.waypoints, loop=self.motion.loop)
+        return MovingObstacle(obstacle_id=self.id, radius_m=self.radius_m, motion=motion,
+                              kind=self.kind)
+
+
+def distance_m(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
