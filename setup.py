@@ -58,6 +58,7 @@ setup(
         'pillow>=9',
         'tqdm>=4.60',
         'click>=8.1',
+        'cryptography>=41',
     ],
     extras_require={
         'ros': ROS_REQUIREMENTS,

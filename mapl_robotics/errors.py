@@ -25,16 +25,24 @@ __all__ = [
     'GoalInCollisionError',
     'GoalUnreachableError',
     'PlanningTimeoutError',
+    'PlannerConfigError',
+    'BlockedByTrafficError',
     'LedgerError',
     'ProposalRejectedError',
     'NotAuthorizedError',
     'LedgerUnavailableError',
+    'LedgerRequestError',
+    'LedgerConfigError',
     'MeshError',
     'MessageFormatError',
+    'MeshConfigError',
     'PeerUnknownError',
     'DeliveryFailedError',
     'SimulationError',
     'ScenarioError',
+    'RosBridgeError',
+    'UnknownFrameError',
+    'LaunchArgumentError',
 ]
 
 
@@ -116,6 +124,26 @@ class PlanningTimeoutError(PlanningError, TimeoutError):
     """The planner spent its time or iteration budget without finding a path."""
 
 
+class PlannerConfigError(PlanningError, ValueError):
+    """A robot model or planner setting is out of range or of the wrong kind."""
+
+
+class BlockedByTrafficError(PlanningError):
+    """No conflict-free trajectory exists within the budget because of other robots or moving
+    obstacles. ``blocking_ids`` lists the robot and obstacle ids that block."""
+
+    def __init__(self, message: str, *, blocking_ids=()) -> None:
+        super().__init__(message)
+        self.blocking_ids: tuple[str, ...] = tuple(blocking_ids)
+
+    def __reduce__(self):
+        return _rebuild_blocked, (str(self), self.blocking_ids)
+
+
+def _rebuild_blocked(message: str, blocking_ids: tuple[str, ...]) -> BlockedByTrafficError:
+    return BlockedByTrafficError(message, blocking_ids=blocking_ids)
+
+
 class LedgerError(MaplError):
     """The consensus plan ledger failed an operation."""
 
@@ -132,12 +160,32 @@ class LedgerUnavailableError(LedgerError, TimeoutError):
     """No ledger leader with a quorum answered within the deadline."""
 
 
+class LedgerRequestError(LedgerError, ValueError):
+    """A ledger request is malformed or oversized: bad field, wrong type, too many samples."""
+
+
+class LedgerConfigError(LedgerError, ValueError):
+    """Ledger settings are inconsistent, for example an election timeout below 3 heartbeats."""
+
+
 class MeshError(MaplError):
     """The ZeroMQ mesh failed an operation."""
 
 
 class MessageFormatError(MeshError, ValueError):
-    """A mesh message could not be encoded or decoded."""
+    """A mesh message could not be encoded or decoded.
+
+    ``reason`` is a short code (for example ``frame_count`` or ``oversized``) that the mesh
+    counts per kind of malformed input.
+    """
+
+    def __init__(self, message: str, *, reason: str = 'invalid') -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class MeshConfigError(MeshError, ValueError):
+    """A mesh configuration value (peer list, keys, timing) is invalid."""
 
 
 class PeerUnknownError(MeshError, KeyError):
@@ -154,3 +202,15 @@ class SimulationError(MaplError):
 
 class ScenarioError(SimulationError, ValueError):
     """A scenario file is invalid."""
+
+
+class RosBridgeError(MaplError):
+    """The ROS 2 bridge rejected a message, a parameter or a launch argument."""
+
+
+class UnknownFrameError(RosBridgeError, ValueError):
+    """A stamped message names a coordinate frame that the bridge does not accept."""
+
+
+class LaunchArgumentError(RosBridgeError, ValueError):
+    """A fleet launch argument (robot count or list, map, spec file) is invalid."""
