@@ -1,1 +1,31 @@
-"""planning subpackage."""
+"""Planning: RRT-family path search, shortcut smoothing, time parameterization and space-time
+planning against moving obstacles and other robots' committed trajectories."""
+
+from mapl_robotics.planning.models import (ALGORITHMS, CORNER_RULES, DRIVES, PlannerSettings,
+                                           RobotModel)
+from mapl_robotics.planning.rrt import PathResult, plan_path, search_path, validate_endpoints
+from mapl_robotics.planning.smoothing import (path_length_m, remove_redundant_vertices,
+                                              shortcut_smooth)
+from mapl_robotics.planning.spacetime import (DiscAvoidingChecker, earliest_conflict_time,
+                                              plan_trajectory)
+from mapl_robotics.planning.timing import corner_indices, time_parameterize
+
+__all__ = [
+    'ALGORITHMS',
+    'CORNER_RULES',
+    'DRIVES',
+    'DiscAvoidingChecker',
+    'PathResult',
+    'PlannerSettings',
+    'RobotModel',
+    'corner_indices',
+    'earliest_conflict_time',
+    'path_length_m',
+    'plan_path',
+    'plan_trajectory',
+    'remove_redundant_vertices',
+    'search_path',
+    'shortcut_smooth',
+    'time_parameterize',
+    'validate_endpoints',
+]

@@ -1,0 +1,367 @@
+"""RRT, RRT-Connect and RRT* for a disc robot in continuous 2D.
+
+Every tree edge is checked whole with
+:meth:`~mapl_robotics.geometry.world.CollisionChecker.segments_free`, which is exact for the
+swept disc, so no step size can let an edge jump over a thin obstacle. Checks are batched
+where the algorithm allows: RRT-Connect checks all prefixes of a connection attempt in one
+call, RRT* checks all candidate parents (and the goal) of a new node in one call, and RRT
+checks its pending goal connections together.
+
+All randomness comes from the ``numpy.random.Generator`` passed in, so a seeded generator
+gives the same path whenever the search finishes within its time budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+
+import numpy as np
+
+from mapl_robotics.errors import (GoalInCollisionError, GoalUnreachableError,
+                                  PlanningTimeoutError, StartInCollisionError)
+from mapl_robotics.geometry.world import CollisionChecker
+from mapl_robotics.planning.models import PlannerSettings
+from mapl_robotics.planning.reachability import reachability_grid
+from mapl_robotics.planning.smoothing import path_length_m, shortcut_smooth
+from mapl_robotics.planning.tree import SearchTree
+
+__all__ = ['PathResult', 'plan_path', 'search_path', 'validate_endpoints']
+
+_LOG = logging.getLogger(__name__)
+
+# Random points are drawn in blocks to keep the per-iteration Python overhead low.
+_SAMPLE_BLOCK = 256
+# Upper bound on the prefixes checked by one RRT-Connect connection attempt.
+_MAX_CONNECT_PREFIXES = 64
+# RRT collects goal-connection attempts and checks them together after this many.
+_GOAL_BATCH = 8
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PathResult:
+    """A collision-free polyline from start to goal and how the search went.
+
+    ``xy_m`` is the final (smoothed) path and ``raw_xy_m`` the path as the tree found it.
+    """
+
+    xy_m: np.ndarray
+    raw_xy_m: np.ndarray
+    algorithm: str
+    iterations: int
+    tree_nodes: int
+    search_s: float
+    smoothing_s: float
+
+    @property
+    def length_m(self) -> float:
+        return path_length_m(self.xy_m)
+
+    @property
+    def raw_length_m(self) -> float:
+        return path_length_m(self.raw_xy_m)
+
+
+class _Sampler:
+    """Uniform samples over the region where the disc centre stays inside the bounds."""
+
+    def __init__(self, checker: CollisionChecker, rng: np.random.Generator) -> None:
+        x_min, y_min, x_max, y_max = checker.world.bounds_m
+        radius_m = checker.radius_m
+        self._low = np.array([x_min + radius_m, y_min + radius_m])
+        self._span = np.maximum(np.array([x_max - x_min, y_max - y_min]) - 2 * radius_m, 0.0)
+        self._rng = rng
+        self._block = np.empty((0, 2))
+        self._coins = np.empty(0)
+        self._next = 0
+
+    def draw(self) -> tuple[np.ndarray, float]:
+        """Return a random point and a uniform number in [0, 1) for the goal-bias coin."""
+        if self._next >= len(self._block):
+            self._block = self._low + self._rng.random((_SAMPLE_BLOCK, 2)) * self._span
+            self._coins = self._rng.random(_SAMPLE_BLOCK)
+            self._next = 0
+        point = self._block[self._next]
+        coin = float(self._coins[self._next])
+        self._next += 1
+        return point, coin
+
+
+def _steer(from_xy: np.ndarray, to_xy: np.ndarray, step_m: float) -> np.ndarray:
+    delta = to_xy - from_xy
+    distance = math.hypot(delta[0], delta[1])
+    if distance <= step_m:
+        return to_xy.copy()
+    return from_xy + delta * (step_m / distance)
+
+
+def validate_endpoints(checker: CollisionChecker, start_xy_m, goal_xy_m
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Return start and goal as arrays, raising a typed error for bad or colliding ones."""
+    world = checker.world
+    start = world.require_inside(start_xy_m, what='start')
+    goal = world.require_inside(goal_xy_m, what='goal')
+    if not checker.point_free(start):
+        raise StartInCollisionError(
+            f'start ({start[0]:.3f}, {start[1]:.3f}) m collides with an obstacle or the map '
+            f'border of {world.name!r} for a robot of radius {checker.radius_m:.3f} m; move '
+            'the start into free space')
+    if not checker.point_free(goal):
+        raise GoalInCollisionError(
+            f'goal ({goal[0]:.3f}, {goal[1]:.3f}) m collides with an obstacle or the map '
+            f'border of {world.name!r} for a robot of radius {checker.radius_m:.3f} m; move '
+            'the goal into free space')
+    return start, goal
+
+
+def _connect(tree: SearchTree, target: np.ndarray, checker: CollisionChecker,
+             step_m: float) -> tuple[int, bool]:
+    """Grow ``tree`` straight towards ``target`` as far as the edge stays free.
+
+    All prefixes of the straight edge (one per ``step_m``) are checked in one call, and the
+    longest free prefix becomes a single new edge. Returns the index of the node closest to
+    the target (a new node or the nearest old one) and whether it reached the target.
+    """
+    nearest = tree.nearest(target)
+    origin = tree.xy_m[nearest]
+    distance_m = float(np.hypot(*(target - origin)))
+    if distance_m == 0.0:
+        return nearest, True
+    steps = min(max(int(math.ceil(distance_m / step_m)), 1), _MAX_CONNECT_PREFIXES)
+    fractions = np.arange(1, steps + 1) / steps
+    ends = origin + fractions[:, None] * (target - origin)
+    free = checker.segments_free(np.broadcast_to(origin, ends.shape), ends)
+    # Prefixes of a free edge are free, so the free ones form a leading run.
+    blocked = np.flatnonzero(~free)
+    reach = steps if blocked.size == 0 else int(blocked[0])
+    if reach == 0:
+        return nearest, False
+    new_node = tree.add(ends[reach - 1] if reach < steps else target.copy(), nearest)
+    return new_node, reach == steps
+
+
+def _join(start_tree: SearchTree, start_node: int, goal_tree: SearchTree,
+          goal_node: int) -> np.ndarray:
+    start_half = start_tree.path_to_root(start_node)[::-1]
+    goal_half = goal_tree.path_to_root(goal_node)
+    path = np.vstack([start_half, goal_half])
+    keep = np.ones(len(path), dtype=bool)
+    keep[1:] = np.any(np.abs(np.diff(path, axis=0)) > 0.0, axis=1)
+    return path[keep]
+
+
+class _Budget:
+    def __init__(self, settings: PlannerSettings, deadline_s: float | None) -> None:
+        self.started_s = time.perf_counter()
+        own_deadline_s = self.started_s + settings.time_budget_s
+        self.deadline_s = own_deadline_s if deadline_s is None else min(deadline_s,
+                                                                         own_deadline_s)
+        self.max_iterations = settings.max_iterations
+
+    def expired(self) -> bool:
+        return time.perf_counter() >= self.deadline_s
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started_s
+
+
+def _rrt_connect(checker, start, goal, settings, rng, budget):
+    sampler = _Sampler(checker, rng)
+    tree_a = SearchTree(start)
+    tree_b = SearchTree(goal)
+    a_is_start = True
+    step_m = settings.step_size_m
+    for iteration in range(1, budget.max_iterations + 1):
+        if budget.expired():
+            return None, iteration, tree_a.count + tree_b.count
+        sample, _ = sampler.draw()
+        nearest = tree_a.nearest(sample)
+        new_xy = _steer(tree_a.xy_m[nearest], sample, step_m)
+        if not checker.segments_free(tree_a.xy_m[nearest][None, :], new_xy[None, :])[0]:
+            tree_a, tree_b, a_is_start = tree_b, tree_a, not a_is_start
+            continue
+        new_node = tree_a.add(new_xy, nearest)
+        reached_node, reached = _connect(tree_b, tree_a.xy_m[new_node], checker, step_m)
+        if reached:
+            if a_is_start:
+                path = _join(tree_a, new_node, tree_b, reached_node)
+            else:
+                path = _join(tree_b, reached_node, tree_a, new_node)
+            return path, iteration, tree_a.count + tree_b.count
+        tree_a, tree_b, a_is_start = tree_b, tree_a, not a_is_start
+    return None, budget.max_iterations, tree_a.count + tree_b.count
+
+
+def _rrt(checker, start, goal, settings, rng, budget):
+    sampler = _Sampler(checker, rng)
+    tree = SearchTree(start)
+    step_m = settings.step_size_m
+    pending: list[int] = []
+    for iteration in range(1, budget.max_iterations + 1):
+        if budget.expired():
+            return None, iteration, tree.count
+        sample, coin = sampler.draw()
+        if coin < settings.goal_bias:
+            sample = goal
+        nearest = tree.nearest(sample)
+        new_xy = _steer(tree.xy_m[nearest], sample, step_m)
+        if not checker.segments_free(tree.xy_m[nearest][None, :], new_xy[None, :])[0]:
+            continue
+        new_node = tree.add(new_xy, nearest)
+        if np.hypot(*(new_xy - goal)) <= step_m:
+            pending.append(new_node)
+        if pending and (len(pending) >= _GOAL_BATCH or iteration % _GOAL_BATCH == 0):
+            nodes = np.asarray(pending)
+            pending.clear()
+            free = checker.segments_free(tree.xy_m[nodes], np.broadcast_to(goal, (len(nodes), 2)))
+            if np.any(free):
+                candidates = nodes[free]
+                total = tree.cost_m[candidates] + np.linalg.norm(tree.xy_m[candidates] - goal,
+                                                                 axis=1)
+                best = int(candidates[int(np.argmin(total))])
+                path = np.vstack([tree.path_to_root(best)[::-1], goal[None, :]])
+                return path, iteration, tree.count
+    return None, budget.max_iterations, tree.count
+
+
+def _rewire_radius_m(settings: PlannerSettings, count: int, gamma_m: float) -> float:
+    shrinking = gamma_m * math.sqrt(math.log(count + 1) / (count + 1))
+    return min(settings.rewire_radius_m, max(shrinking, settings.step_size_m))
+
+
+def _rrt_star(checker, start, goal, settings, rng, budget, tree_out=None):
+    sampler = _Sampler(checker, rng)
+    tree = SearchTree(start)
+    if tree_out is not None:
+        tree_out.append(tree)
+    step_m = settings.step_size_m
+    world = checker.world
+    # gamma from the RRT* paper's bound for 2D: gamma > sqrt(2 * (1 + 1/2) * area / pi).
+    gamma_m = 2.0 * math.sqrt(1.5 * world.width_m * world.height_m / math.pi)
+    goal_parents: list[int] = []
+    first_solution_iteration = None
+    iteration = 0
+    for iteration in range(1, budget.max_iterations + 1):
+        if budget.expired():
+            break
+        if (first_solution_iteration is not None and
+                iteration - first_solution_iteration >= settings.rrt_star_refine_iterations):
+            break
+        sample, coin = sampler.draw()
+        if coin < settings.goal_bias:
+            sample = goal
+        nearest = tree.nearest(sample)
+        new_xy = _steer(tree.xy_m[nearest], sample, step_m)
+        if not checker.segments_free(tree.xy_m[nearest][None, :], new_xy[None, :])[0]:
+            continue
+        radius_m = _rewire_radius_m(settings, tree.count, gamma_m)
+        near = tree.within(new_xy, radius_m)
+        near = near[near != nearest]
+        near_goal = bool(np.hypot(*(new_xy - goal)) <= radius_m) and np.any(new_xy != goal)
+        # One call checks every candidate parent edge and, when close, the edge to the goal.
+        starts = np.vstack([tree.xy_m[near], goal[None, :]]) if near_goal else tree.xy_m[near]
+        free = (checker.segments_free(starts, np.broadcast_to(new_xy, starts.shape))
+                if len(starts) else np.zeros(0, dtype=bool))
+        goal_free = bool(free[-1]) if near_goal else False
+        near_free = near[free[:len(near)]]
+        distances = np.linalg.norm(tree.xy_m[near_free] - new_xy, axis=1)
+        parent = nearest
+        best_cost = tree.cost_m[nearest] + float(np.hypot(*(tree.xy_m[nearest] - new_xy)))
+        if near_free.size:
+            through = tree.cost_m[near_free] + distances
+            index = int(np.argmin(through))
+            if through[index] < best_cost:
+                parent = int(near_free[index])
+                best_cost = float(through[index])
+        new_node = tree.add(new_xy, parent)
+        # Rewire: a free edge is free in both directions, so the same mask applies.
+        for node, distance in zip(near_free.tolist(), distances.tolist()):
+            if node == parent:
+                continue
+            if tree.cost_m[new_node] + distance < tree.cost_m[node] - 1e-12:
+                tree.reparent(node, new_node)
+        if np.all(new_xy == goal) or goal_free:
+            goal_parents.append(new_node)
+            if first_solution_iteration is None:
+                first_solution_iteration = iteration
+    if not goal_parents:
+        return None, iteration, tree.count
+    parents = np.asarray(goal_parents)
+    total = tree.cost_m[parents] + np.linalg.norm(tree.xy_m[parents] - goal, axis=1)
+    best = int(parents[int(np.argmin(total))])
+    path = tree.path_to_root(best)[::-1]
+    if np.any(path[-1] != goal):
+        path = np.vstack([path, goal[None, :]])
+    return path, iteration, tree.count
+
+
+_SEARCHES = {'rrt_connect': _rrt_connect, 'rrt': _rrt, 'rrt_star': _rrt_star}
+
+
+def search_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
+                settings: PlannerSettings, rng: np.random.Generator,
+                deadline_s: float | None = None) -> tuple[np.ndarray, int, int, float]:
+    """Run the configured tree search without smoothing.
+
+    Returns ``(path_xy_m, iterations, tree_nodes, search_s)``. Raises
+    :class:`~mapl_robotics.errors.StartInCollisionError`,
+    :class:`~mapl_robotics.errors.GoalInCollisionError`,
+    :class:`~mapl_robotics.errors.GoalUnreachableError` or
+    :class:`~mapl_robotics.errors.PlanningTimeoutError`. ``deadline_s`` is an optional
+    absolute ``time.perf_counter()`` deadline that tightens ``settings.time_budget_s``.
+    """
+    start, goal = validate_endpoints(checker, start_xy_m, goal_xy_m)
+    budget = _Budget(settings, deadline_s)
+    if checker.segments_free(start[None, :], goal[None, :])[0]:
+        return np.vstack([start, goal]), 0, 2, budget.elapsed_s
+    path, iterations, nodes = _SEARCHES[settings.algorithm](checker, start, goal, settings,
+                                                            rng, budget)
+    if path is not None:
+        return path, iterations, nodes, budget.elapsed_s
+    # Extra keep-out regions (see spacetime.DiscAvoidingChecker) are left out of this test, so
+    # it only reports what the static map makes unreachable.
+    static_checker = getattr(checker, 'base', checker)
+    if reachability_grid(static_checker).provably_disconnected(start, goal):
+        raise GoalUnreachableError(
+            f'goal ({goal[0]:.3f}, {goal[1]:.3f}) m cannot be reached from start '
+            f'({start[0]:.3f}, {start[1]:.3f}) m in {checker.world.name!r} by a robot of '
+            f'radius {checker.radius_m:.3f} m: they lie in separate free regions; pick a goal '
+            'in the same region or a smaller robot')
+    raise PlanningTimeoutError(
+        f'{settings.algorithm} found no path from ({start[0]:.3f}, {start[1]:.3f}) m to '
+        f'({goal[0]:.3f}, {goal[1]:.3f}) m within {budget.elapsed_s:.3f} s and {iterations} '
+        f'iterations ({nodes} tree nodes); raise time_budget_s or max_iterations')
+
+
+def plan_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
+              settings: PlannerSettings | None = None, rng: np.random.Generator,
+              deadline_s: float | None = None) -> PathResult:
+    """Plan a collision-free path for the checker's disc robot and shortcut-smooth it.
+
+    >>> import numpy as np
+    >>> from shapely.geometry import Point
+    >>> from mapl_robotics.geometry import World
+    >>> world = World(bounds_m=(0, 0, 10, 4), obstacles=[Point(5, 2).buffer(1.0)])
+    >>> result = plan_path(world.checker(0.3), (1, 2), (9, 2), rng=np.random.default_rng(1))
+    >>> bool(world.checker(0.3).path_free(result.xy_m))
+    True
+
+    Raises the same errors as :func:`search_path`.
+    """
+    settings = PlannerSettings() if settings is None else settings
+    raw, iterations, nodes, search_s = search_path(checker, start_xy_m, goal_xy_m,
+                                                   settings=settings, rng=rng,
+                                                   deadline_s=deadline_s)
+    started_s = time.perf_counter()
+    smoothed = shortcut_smooth(checker, raw, rng=rng, iterations=settings.smoothing_iterations,
+                               batch=settings.shortcut_batch)
+    smoothing_s = time.perf_counter() - started_s
+    _LOG.debug('%s: %d iterations, %d nodes, %.1f ms search, %.1f ms smoothing, %.2f m',
+               settings.algorithm, iterations, nodes, 1e3 * search_s, 1e3 * smoothing_s,
+               path_length_m(smoothed))
+    return PathResult(xy_m=smoothed, raw_xy_m=raw, algorithm=settings.algorithm,
+                      iterations=iterations, tree_nodes=nodes, search_s=search_s,
+                      smoothing_s=smoothing_s)
