@@ -84,6 +84,8 @@ setup(
     entry_points={
         'console_scripts': [
             'mapl = mapl_robotics.cli:main',
+            'agent = mapl_robotics.ros.entry_points:agent_main',
+            'fleet = mapl_robotics.ros.entry_points:fleet_main',
         ],
     },
 )
