@@ -480,3 +480,31 @@ def test_schema_export():
 def test_fleet_spec_model_validate_direct():
     spec = FleetSpec.model_validate(GIVEN_BLOCK)
     assert spec.system.communication.latency_bound_s == pytest.approx(0.1)
+
+
+def test_robot_to_model():
+    from mapl_robotics.planning import RobotModel
+    spec = load_spec(full_document())
+    model = spec.robots[1].to_model()
+    assert isinstance(model, RobotModel)
+    assert model.radius_m == 0.3
+    assert model.drive == 'differential'
+    assert model.max_yaw_rate_radps == 2.0
+
+
+def test_planner_defaults_match_library():
+    import dataclasses
+
+    from mapl_robotics.planning import PlannerSettings
+    library = PlannerSettings()
+    ours = load_spec(GIVEN_BLOCK).planner.to_settings()
+    for field in ('algorithm', 'step_size_m', 'goal_bias', 'time_budget_s', 'max_iterations',
+                  'smoothing_iterations', 'corner_rule', 'horizon_s', 'max_wait_s'):
+        assert getattr(ours, field) == getattr(library, field), field
+    assert dataclasses.replace(ours) == ours
+
+
+def test_planner_settings_converted():
+    settings = load_spec(full_document()).planner.to_settings()
+    assert settings.algorithm == 'rrt_star'
+    assert settings.step_size_m == 0.4

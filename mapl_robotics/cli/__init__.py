@@ -1,6 +1,7 @@
 """The ``mapl`` command-line tool.
 
-Each subcommand lives in its own module of this package and registers itself on :data:`main`.
+Each subcommand lives in its own module of this package and registers itself on :data:`main`
+(``from mapl_robotics.cli import main`` and ``@main.command(...)``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,31 @@ import logging
 
 import click
 
+from mapl_robotics.errors import MaplError
+
 __all__ = ['main']
 
 # Modules that define subcommands; each calls ``main.add_command`` at import.
 _SUBCOMMAND_MODULES = ('plan', 'sim', 'ledger', 'mesh', 'keys', 'fleet', 'spec')
 
 
-@click.group(context_settings={'help_option_names': ['-h', '--help'], 'max_content_width': 99})
+class _MaplGroup(click.Group):
+    """A click group that reports the library's own errors as a message and exit status 1.
+
+    Bad input raises a :class:`~mapl_robotics.errors.MaplError` whose message names the value
+    and the fix; a traceback would only hide it. Other exceptions are bugs and keep theirs.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MaplError as error:
+            logging.getLogger(__name__).debug('command failed', exc_info=True)
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_MaplGroup,
+             context_settings={'help_option_names': ['-h', '--help'], 'max_content_width': 99})
 @click.option('--log-level', type=click.Choice(['debug', 'info', 'warning', 'error']),
               default='info', show_default=True, help='Logging threshold.')
 @click.version_option(package_name='mapl_robotics')

@@ -134,8 +134,12 @@ class RobotSpec(SpecModel):
     """holonomic: moves in any direction. differential: moves along its heading and turns
     with at most max_yaw_rate_radps."""
 
-    max_yaw_rate_radps: float = Field(default=1.5, gt=0.0, le=50.0)
+    max_yaw_rate_radps: float = Field(default=math.pi / 2.0, gt=0.0, le=50.0)
     """Maximum turn rate in rad/s; used by differential drive."""
+
+    min_turn_radius_m: float = Field(default=0.0, ge=0.0, le=100.0)
+    """Differential drive: corners are rounded with arcs of this radius where they fit;
+    0 means turning in place."""
 
     start: Pose
     """Start pose [x_m, y_m] or [x_m, y_m, yaw_rad] in the map frame; yaw defaults to 0."""
@@ -161,7 +165,8 @@ class RobotSpec(SpecModel):
         from mapl_robotics.planning import RobotModel
         return RobotModel(radius_m=self.radius_m, max_speed_mps=self.max_speed_mps,
                           max_accel_mps2=self.max_accel_mps2, drive=self.drive,
-                          max_yaw_rate_radps=self.max_yaw_rate_radps)
+                          max_yaw_rate_radps=self.max_yaw_rate_radps,
+                          min_turn_radius_m=self.min_turn_radius_m)
 
 
 class ConstantVelocitySpec(SpecModel):

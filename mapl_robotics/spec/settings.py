@@ -54,14 +54,30 @@ class PlannerSpec(SpecModel):
     """Planner: rrt, rrt_connect (bidirectional, fastest to a first path) or rrt_star
     (asymptotically optimal, uses the whole time budget)."""
 
-    step_size_m: float = Field(default=0.5, gt=0.0, le=100.0)
-    """Maximum edge length when extending a tree, in metres."""
+    step_size_m: float = Field(default=3.0, gt=0.0, le=100.0)
+    """Longest tree edge added by one extension, in metres."""
 
-    goal_bias: float = Field(default=0.05, ge=0.0, le=1.0)
-    """Probability of sampling the goal instead of a random state."""
+    goal_bias: float = Field(default=0.05, ge=0.0, lt=1.0)
+    """Probability of sampling the goal instead of a random point (RRT, RRT*)."""
 
-    time_budget_s: Duration = Field(default=1.0, gt=0.0, le=3600.0)
-    """Wall-clock budget of one planning attempt, in seconds."""
+    time_budget_s: Duration = Field(default=2.0, gt=0.0, le=3600.0)
+    """Wall-clock budget of one geometric search, in seconds."""
+
+    max_iterations: int = Field(default=20_000, ge=1, le=10_000_000)
+    """Iteration budget of one geometric search."""
+
+    smoothing_iterations: int = Field(default=40, ge=0, le=100_000)
+    """Rounds of random shortcut smoothing after the search."""
+
+    corner_rule: Literal['stop', 'deflection'] = 'stop'
+    """Time parameterization at corners: stop (come to rest at every corner) or deflection
+    (keep a corner speed that bounds the velocity change)."""
+
+    horizon_s: Duration = Field(default=120.0, gt=0.0, le=86_400.0)
+    """How far ahead moving obstacles are predicted and checked, in seconds."""
+
+    max_wait_s: Duration = Field(default=60.0, ge=0.0, le=86_400.0)
+    """Longest total wait the space-time planner inserts into one trajectory, in seconds."""
 
     max_replans: int = Field(default=20, ge=0, le=10_000)
     """Replanning attempts after the ledger rejects a plan, before the robot gives up and
@@ -79,7 +95,11 @@ class PlannerSpec(SpecModel):
         """Return the planning layer's :class:`~mapl_robotics.planning.PlannerSettings`."""
         from mapl_robotics.planning import PlannerSettings
         return PlannerSettings(algorithm=self.algorithm, step_size_m=self.step_size_m,
-                               goal_bias=self.goal_bias, time_budget_s=self.time_budget_s)
+                               goal_bias=self.goal_bias, time_budget_s=self.time_budget_s,
+                               max_iterations=self.max_iterations,
+                               smoothing_iterations=self.smoothing_iterations,
+                               corner_rule=self.corner_rule, horizon_s=self.horizon_s,
+                               max_wait_s=self.max_wait_s)
 
 
 class ConsensusSpec(SpecModel):
