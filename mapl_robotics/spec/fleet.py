@@ -95,17 +95,27 @@ class MapSpec(SpecModel):
 
     @model_validator(mode='after')
     def _check_format(self) -> 'MapSpec':
-        detected = _detect_format(self.path) if self.format == 'auto' else self.format
+        detected = _detect_format(self.path)
+        if self.format != 'auto' and self.format != detected:
+            raise PydanticCustomError(
+                'map_format', 'format is {given!r}, but {path} reads as a {detected} map; set '
+                "format to {detected!r} or 'auto'",
+                {'given': self.format, 'path': str(self.path), 'detected': detected})
         if detected == 'movingai' and self.cell_size_m is None:
             raise PydanticCustomError(
                 'cell_size_required', 'the MovingAI map {path} needs map.cell_size_m, the edge '
                 'length of one grid cell in metres (for example 1.0)', {'path': str(self.path)})
+        if detected != 'movingai' and self.cell_size_m is not None:
+            raise PydanticCustomError(
+                'cell_size_unused', 'cell_size_m applies to MovingAI .map files only; the '
+                '{detected} map {path} carries its own scale, so remove cell_size_m',
+                {'detected': detected, 'path': str(self.path)})
         return self
 
     @property
     def resolved_format(self) -> str:
-        """The map format, detected from the file when ``format`` is auto."""
-        return _detect_format(self.path) if self.format == 'auto' else self.format
+        """The map format, detected from the file's suffix and keys."""
+        return _detect_format(self.path)
 
     def load(self) -> 'World':
         """Load the map into a :class:`~mapl_robotics.geometry.World`."""
