@@ -1,0 +1,221 @@
+"""Acknowledged delivery: sender-side retransmission and receiver-side de-duplication.
+
+Sequence numbers run per (sender session, receiver, priority lane) and start at 1.
+
+Sender side (:class:`OutboundStream`): every message stays outstanding until an
+acknowledgement covers it or its deadline passes. Unacknowledged messages are retransmitted
+with exponential backoff. The stream's *floor* is its lowest outstanding sequence number;
+every lower number was acknowledged or abandoned, and the floor travels in every data packet
+and heartbeat so the receiver stops waiting for abandoned numbers.
+
+Receiver side (:class:`InboundStream`): a message is handed to the application exactly once
+and in sequence order. Messages that arrive early are buffered (up to ``window`` numbers ahead)
+and are not acknowledged until they are delivered, so an acknowledgement always means "handed
+to the application". Duplicates of delivered messages are acknowledged again, never delivered
+again.
+
+Semantics across restarts: a receiver that restarts starts a new incarnation with empty
+streams. It starts each stream at the sender's floor, and the sender keeps retransmitting
+everything unacknowledged until its deadline, so nothing acknowledged is lost and nothing
+unacknowledged is lost before its deadline. A message delivered just before a crash whose
+acknowledgement never left may be delivered once more to the new incarnation. A sender that
+restarts starts a new session (a larger session number); the receiver then drops the old
+session's stream and ignores stragglers from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from concurrent.futures import Future
+
+import numpy as np
+
+from mapl_robotics.errors import MeshConfigError
+from mapl_robotics.mesh.schema import Message, Priority, WireMessage
+
+__all__ = ['RetryPolicy', 'RttEstimator', 'DeliveryReport', 'Pending', 'OutboundStream',
+           'InboundStream', 'Acceptance']
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Retransmission timing: first retry after ``initial_s``, then times ``multiplier``
+    up to ``max_interval_s``, each interval stretched by a random factor in
+    ``[1, 1 + jitter]`` so that peers do not retry in lockstep."""
+
+    initial_s: float = 0.004
+    multiplier: float = 2.0
+    max_interval_s: float = 0.025
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ('initial_s', 'max_interval_s'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise MeshConfigError(f'retry {name} must be a positive number of seconds, '
+                                      f'got {value!r}')
+        if not self.multiplier >= 1:
+            raise MeshConfigError(f'retry multiplier must be >= 1, got {self.multiplier!r}')
+        if not 0 <= self.jitter <= 1:
+            raise MeshConfigError(f'retry jitter must be in [0, 1], got {self.jitter!r}')
+
+    def interval_s(self, attempt: int, rng: np.random.Generator, *,
+                   rto_s: float | None = None) -> float:
+        """Return the wait after transmission number ``attempt`` (1 for the first send).
+
+        ``rto_s`` is the peer's measured retransmission timeout; the first wait is the larger
+        of it and ``initial_s``, so a loaded receiver is not flooded with early retries.
+        """
+        first_s = self.initial_s if rto_s is None else max(self.initial_s, rto_s)
+        base_s = min(first_s * self.multiplier ** (attempt - 1), self.max_interval_s)
+        return base_s * (1.0 + self.jitter * float(rng.random()))
+
+
+class RttEstimator:
+    """Smoothed round-trip time and retransmission timeout, as in TCP (RFC 6298).
+
+    Only messages acknowledged after their first transmission give samples (Karn's rule),
+    because the acknowledgement of a retransmitted message cannot be matched to one send.
+    """
+
+    def __init__(self) -> None:
+        self.srtt_s: float | None = None
+        self.rttvar_s = 0.0
+
+    def add_sample(self, rtt_s: float) -> None:
+        if self.srtt_s is None:
+            self.srtt_s = rtt_s
+            self.rttvar_s = rtt_s / 2.0
+            return
+        self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.srtt_s - rtt_s)
+        self.srtt_s = 0.875 * self.srtt_s + 0.125 * rtt_s
+
+    @property
+    def rto_s(self) -> float | None:
+        if self.srtt_s is None:
+            return None
+        return self.srtt_s + 4.0 * self.rttvar_s
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryReport:
+    """Outcome of one message: acknowledged (``delivered``) or failed, with timing.
+
+    ``latency_s`` runs from the send call to the acknowledgement or to the failure.
+    A failed report means "not confirmed before the deadline": the receiver may still have
+    received the message, because the acknowledgement may be what was lost.
+    """
+
+    peer: str
+    priority: Priority
+    seq: int
+    kind: str
+    delivered: bool
+    latency_s: float
+    attempts: int
+    reason: str = ''
+
+
+@dataclasses.dataclass
+class Pending:
+    """An outstanding message on the sender side."""
+
+    message: WireMessage
+    future: Future
+    created_s: float
+    deadline_s: float
+    next_retry_s: float
+    attempts: int = 0
+    last_sent_s: float = 0.0
+
+
+class OutboundStream:
+    """Sender state for one (receiver, lane): next sequence number and outstanding messages."""
+
+    def __init__(self) -> None:
+        self.next_seq = 1
+        self.outstanding: dict[int, Pending] = {}
+
+    def allocate_seq(self) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    @property
+    def floor(self) -> int:
+        """Lowest outstanding sequence number, or the next one if nothing is outstanding."""
+        # Dicts keep insertion order and sequence numbers are inserted in increasing order.
+        for seq in self.outstanding:
+            return seq
+        return self.next_seq
+
+    def acknowledge(self, seq: int) -> Pending | None:
+        return self.outstanding.pop(seq, None)
+
+    def acknowledge_through(self, through: int) -> list[Pending]:
+        resolved = []
+        for seq in list(self.outstanding):
+            if seq > through:
+                break
+            resolved.append(self.outstanding.pop(seq))
+        return resolved
+
+
+class Acceptance:
+    """What the receiver did with an incoming message."""
+
+    DELIVERED = 'delivered'
+    BUFFERED = 'buffered'
+    DUPLICATE = 'duplicate'
+    OUT_OF_WINDOW = 'out_of_window'
+
+
+class InboundStream:
+    """Receiver state for one (sender session, lane): in-order, exactly-once delivery."""
+
+    def __init__(self, *, session: int, floor: int, window: int) -> None:
+        self.session = session
+        self.delivered_through = max(floor, 1) - 1
+        self.window = window
+        self._buffer: dict[int, Message] = {}
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def accept(self, message: Message) -> tuple[str, list[Message]]:
+        """Classify ``message`` and return it plus any buffered successors now deliverable."""
+        seq = message.seq
+        if seq <= self.delivered_through:
+            return Acceptance.DUPLICATE, []
+        if seq in self._buffer:
+            return Acceptance.BUFFERED, []
+        if seq > self.delivered_through + self.window:
+            return Acceptance.OUT_OF_WINDOW, []
+        self._buffer[seq] = message
+        ready = self._drain()
+        return (Acceptance.DELIVERED if ready else Acceptance.BUFFERED), ready
+
+    def advance_floor(self, floor: int) -> tuple[list[Message], int]:
+        """Stop waiting for numbers below the sender's floor.
+
+        Returns the buffered messages that became deliverable and how many sequence numbers
+        were skipped because the sender abandoned them.
+        """
+        if floor - 1 <= self.delivered_through:
+            return [], 0
+        # Walk the buffer, not the number range: a floor far ahead must not cost a long loop.
+        below = sorted(seq for seq in self._buffer if seq < floor)
+        ready = [self._buffer.pop(seq) for seq in below]
+        skipped = (floor - 1 - self.delivered_through) - len(ready)
+        self.delivered_through = floor - 1
+        ready.extend(self._drain())
+        return ready, skipped
+
+    def _drain(self) -> list[Message]:
+        ready = []
+        while self.delivered_through + 1 in self._buffer:
+            self.delivered_through += 1
+            ready.append(self._buffer.pop(self.delivered_through))
+        return ready

@@ -1,0 +1,274 @@
+"""MeshNode: the public face of the mesh, one per robot or ledger node.
+
+A node binds one inbound ROUTER socket, connects to its peers, and runs an I/O thread
+(:mod:`mapl_robotics.mesh.engine`). Sending is asynchronous and never means "delivered":
+:meth:`MeshNode.send` returns a ``concurrent.futures.Future`` that resolves to a
+:class:`~mapl_robotics.mesh.delivery.DeliveryReport` once the receiver acknowledged the
+message, or fails with :class:`~mapl_robotics.errors.DeliveryFailedError` when the deadline
+passes first. Received messages reach the application exactly once and in order per sender
+and priority lane, through the handler given to :meth:`MeshNode.subscribe` (called on the I/O
+thread, so it must return quickly) or, without a handler, through :meth:`MeshNode.receive`.
+
+Example::
+
+    with MeshNode(config) as node:
+        future = node.send('robot_2', 'state', {'x_m': 1.0}, priority=Priority.STATE)
+        report = future.result(timeout=1.0)
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from mapl_robotics.errors import MeshError, PeerUnknownError
+from mapl_robotics.mesh.audit import AuditLog
+from mapl_robotics.mesh.clock import ClockSync
+from mapl_robotics.mesh.config import MeshConfig, PeerConfig
+from mapl_robotics.mesh.delivery import DeliveryReport
+from mapl_robotics.mesh.engine import Engine, SendCommand
+from mapl_robotics.mesh.metrics import MeshMetrics
+from mapl_robotics.mesh.schema import MAX_KIND_BYTES, Message, Priority, encode_payload
+
+__all__ = ['MeshNode']
+
+_log = logging.getLogger(__name__)
+
+
+class MeshNode:
+    """A mesh peer with acknowledged, de-duplicated, ordered delivery.
+
+    ``rng`` seeds the retry jitter; the fault layer uses ``config.fault_seed``.
+    """
+
+    def __init__(self, config: MeshConfig, *, rng: np.random.Generator | None = None) -> None:
+        self.config = config
+        self.metrics_registry = MeshMetrics()
+        self.clock = ClockSync(clock=config.clock)
+        self.clock.set_reference(config.reference_id == config.node_id)
+        self.audit = AuditLog(config.audit_path, node_id=config.node_id)
+        self._inbox: queue.Queue[Message] = queue.Queue()
+        self._handlers: list[Callable[[Message], None]] = []
+        self._deadline_handlers: list[Callable[[DeliveryReport], None]] = []
+        self._peer_handlers: list[Callable[[str, bool], None]] = []
+        self._peer_ids = {peer.node_id for peer in config.peers}
+        self._peer_lock = threading.Lock()
+        self._engine = Engine(
+            config, metrics=self.metrics_registry, clock_sync=self.clock, audit=self.audit,
+            rng=rng if rng is not None else np.random.default_rng(config.fault_seed + 1),
+            deliver=self._deliver, on_deadline_missed=self._deadline_missed,
+            on_peer_state=self._peer_state)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> 'MeshNode':
+        """Bind, connect to the peers and start the I/O thread; return self."""
+        if self._thread is not None:
+            raise MeshError(f'mesh node {self.config.node_id!r} is already started')
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._engine.run, args=(started,),
+                                        name=f'mesh-{self.config.node_id}', daemon=True)
+        self._thread.start()
+        started.wait(timeout=10.0)
+        if not self._engine.transport.endpoint:
+            self._thread.join(timeout=5.0)
+            raise MeshError(f'mesh node {self.config.node_id!r} failed to start; see the log')
+        _log.info('mesh node %s listening on %s (%s)', self.config.node_id, self.endpoint,
+                  'CurveZMQ' if self.config.secure else 'no security')
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint the inbound socket is bound to (with the real port if 0 was given)."""
+        return self._engine.transport.endpoint
+
+    @property
+    def node_id(self) -> str:
+        return self.config.node_id
+
+    @property
+    def session(self) -> int:
+        return self._engine.session
+
+    def close(self, *, timeout_s: float = 5.0) -> None:
+        """Stop the I/O thread and close every socket; outstanding sends fail."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._engine.running = False
+            self._engine.wake()
+            self._thread.join(timeout=timeout_s)
+            if self._thread.is_alive():
+                _log.error('mesh node %s I/O thread did not stop within %.1f s',
+                           self.config.node_id, timeout_s)
+        self.audit.close()
+
+    def __enter__(self) -> 'MeshNode':
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- peers
+
+    def add_peer(self, peer: PeerConfig) -> None:
+        """Connect to a new peer (in secure mode its key must be in the keyring)."""
+        if self.config.secure:
+            self.config.keyring.public_key(peer.node_id)
+        with self._peer_lock:
+            self._peer_ids.add(peer.node_id)
+        self._command(('add_peer', peer))
+
+    def remove_peer(self, peer_id: str) -> None:
+        with self._peer_lock:
+            self._peer_ids.discard(peer_id)
+        self._command(('remove_peer', peer_id))
+
+    @property
+    def peers(self) -> list[str]:
+        with self._peer_lock:
+            return sorted(self._peer_ids)
+
+    def is_alive(self, peer_id: str) -> bool:
+        """Return whether ``peer_id`` was heard from within the heartbeat timeout."""
+        return self._engine.liveness.is_alive(peer_id)
+
+    def wait_for_peers(self, peer_ids: Iterable[str] | None = None, *,
+                       timeout_s: float = 10.0) -> bool:
+        """Poll until every listed peer (default: all) is alive; return False on timeout."""
+        wanted = list(self.peers if peer_ids is None else peer_ids)
+        deadline_s = time.monotonic() + timeout_s
+        while time.monotonic() < deadline_s:
+            if all(self.is_alive(peer) for peer in wanted):
+                return True
+            time.sleep(0.005)
+        return False
+
+    # ----------------------------------------------------------------- sending
+
+    def send(self, peer_id: str, kind: str, payload: Any = None, *,
+             priority: Priority = Priority.PLAN, deadline_s: float | None = None) -> Future:
+        """Queue ``payload`` for ``peer_id``; return a future of its DeliveryReport.
+
+        ``deadline_s`` is the time from now in which the message must be acknowledged
+        (default ``config.default_deadline_s``). Raises PeerUnknownError for an unknown peer
+        and MessageFormatError for a payload that msgpack cannot encode or that is too large;
+        delivery failures arrive through the future as DeliveryFailedError.
+        """
+        with self._peer_lock:
+            known = peer_id in self._peer_ids
+        if not known:
+            raise PeerUnknownError(f'peer {peer_id!r} is not configured on mesh node '
+                                   f'{self.config.node_id!r}; known peers: {self.peers}')
+        command = self._build_command(peer_id, kind, payload, priority, deadline_s)
+        self._command(command)
+        return command.future
+
+    def broadcast(self, kind: str, payload: Any = None, *, priority: Priority = Priority.PLAN,
+                  deadline_s: float | None = None,
+                  peer_ids: Iterable[str] | None = None) -> dict[str, Future]:
+        """Send the same message to every peer (or to ``peer_ids``); return futures by peer."""
+        targets = list(self.peers if peer_ids is None else peer_ids)
+        futures = {}
+        payload_bytes = None
+        for peer_id in targets:
+            with self._peer_lock:
+                if peer_id not in self._peer_ids:
+                    raise PeerUnknownError(f'peer {peer_id!r} is not configured on mesh '
+                                           f'node {self.config.node_id!r}')
+            command = self._build_command(peer_id, kind, payload, priority, deadline_s,
+                                          payload_bytes=payload_bytes)
+            payload_bytes = command.payload_bytes
+            self._engine.commands.append(command)
+            futures[peer_id] = command.future
+        self._engine.wake()
+        return futures
+
+    def _build_command(self, peer_id: str, kind: str, payload: Any, priority: Priority,
+                       deadline_s: float | None, *,
+                       payload_bytes: bytes | None = None) -> SendCommand:
+        if self._closed:
+            raise MeshError(f'mesh node {self.config.node_id!r} is closed')
+        if not isinstance(kind, str) or not kind or len(kind.encode()) > MAX_KIND_BYTES:
+            raise MeshError(f'message kind must be a non-empty string of at most '
+                            f'{MAX_KIND_BYTES} bytes, got {kind!r}')
+        priority = Priority(priority)
+        if deadline_s is None:
+            deadline_s = self.config.default_deadline_s
+        if not deadline_s > 0:
+            raise MeshError(f'deadline_s must be > 0 seconds, got {deadline_s!r}')
+        if payload_bytes is None:
+            payload_bytes = encode_payload(payload,
+                                           max_payload_bytes=self.config.max_payload_bytes)
+        now_s = time.monotonic()
+        return SendCommand(peer=peer_id, priority=priority, kind=kind,
+                           payload_bytes=payload_bytes,
+                           deadline_fleet_s=self.clock.fleet_time() + deadline_s,
+                           deadline_s=now_s + deadline_s, created_s=now_s, future=Future())
+
+    def _command(self, command) -> None:
+        self._engine.commands.append(command)
+        self._engine.wake()
+
+    # ----------------------------------------------------------------- receiving
+
+    def subscribe(self, handler: Callable[[Message], None]) -> None:
+        """Call ``handler(message)`` on the I/O thread for each delivered message.
+
+        With at least one handler, messages no longer go to :meth:`receive`. A handler that
+        raises is logged and counted; the message still counts as delivered.
+        """
+        self._handlers.append(handler)
+
+    def on_deadline_missed(self, handler: Callable[[DeliveryReport], None]) -> None:
+        """Call ``handler(report)`` on the I/O thread whenever a message misses its deadline."""
+        self._deadline_handlers.append(handler)
+
+    def on_peer_state(self, handler: Callable[[str, bool], None]) -> None:
+        """Call ``handler(peer_id, alive)`` when a peer comes alive or misses heartbeats."""
+        self._peer_handlers.append(handler)
+
+    def receive(self, *, timeout_s: float = 0.0) -> Message | None:
+        """Return the next delivered message, waiting up to ``timeout_s``; None if none."""
+        try:
+            return self._inbox.get(timeout=timeout_s) if timeout_s > 0 \
+                else self._inbox.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _deliver(self, message: Message) -> None:
+        if not self._handlers:
+            self._inbox.put(message)
+            return
+        for handler in self._handlers:
+            handler(message)
+
+    def _deadline_missed(self, report: DeliveryReport) -> None:
+        for handler in self._deadline_handlers:
+            handler(report)
+
+    def _peer_state(self, peer_id: str, alive: bool) -> None:
+        for handler in self._peer_handlers:
+            handler(peer_id, alive)
+
+    # ----------------------------------------------------------------- metrics
+
+    def metrics(self) -> dict:
+        """Return counters, latency percentiles, breaker states and live peers."""
+        snapshot = self.metrics_registry.snapshot()
+        snapshot['node_id'] = self.config.node_id
+        snapshot['breakers'] = {peer: breaker.state.value
+                                for peer, breaker in list(self._engine.breakers.items())}
+        snapshot['alive_peers'] = self._engine.liveness.alive_peers()
+        snapshot['clock'] = {'offset_s': self.clock.offset_s,
+                             'error_bound_s': self.clock.error_bound_s}
+        return snapshot

@@ -1,0 +1,207 @@
+"""ZeroMQ sockets of a mesh node: one bound ROUTER for input, one ROUTER for output.
+
+Inbound: a ROUTER socket bound to the node's endpoint. In secure mode it is a CURVE server
+whose ZAP handler (see :mod:`mapl_robotics.mesh.security`) admits only fleet keys and stamps
+each frame with the sender's node id as ``User-Id``. ``ROUTER_HANDOVER`` lets a restarted
+peer take over its routing id at once instead of being ignored until the old connection
+times out.
+
+Outbound: a ROUTER socket connected to every peer. Each connection gets the peer's node id as
+its routing id through ``ZMQ_CONNECT_ROUTING_ID``, so the route exists from the moment of
+``connect()`` (frames queue until the TCP and CURVE handshakes finish) and does not depend on
+an id that the remote side announces. In secure mode each connection is a CURVE client
+pinned to that peer's public key, so only the holder of the matching secret key can receive.
+``ROUTER_MANDATORY`` makes a send to an id that has no connection raise ``EHOSTUNREACH``
+instead of vanishing, and a send to a peer whose queue is at the high-water mark raise
+``EAGAIN``; both are counted and the message stays outstanding for a retry.
+
+Every packet is fully encoded before :meth:`Transport.send` is called, and its frames go out
+in one ``send_multipart`` call, so a packet is either queued whole or not at all.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from typing import Sequence
+
+import zmq
+
+from mapl_robotics.errors import MeshConfigError
+from mapl_robotics.mesh.faults import FaultInjector
+from mapl_robotics.mesh.metrics import LogThrottle, MeshMetrics
+from mapl_robotics.mesh.security import ZAP_DOMAIN, FleetAuthenticator, FleetKeyring, KeyPair
+
+__all__ = ['Transport', 'SendStatus']
+
+_log = logging.getLogger(__name__)
+
+
+class SendStatus:
+    SENT = 'sent'
+    DELAYED = 'delayed'
+    FAULT_DROPPED = 'fault_dropped'
+    HWM_FULL = 'hwm_full'
+    UNREACHABLE = 'unreachable'
+
+
+class Transport:
+    """Own the two sockets and the fault layer; used only from the mesh I/O thread."""
+
+    def __init__(self, context: zmq.Context, *, node_id: str, bind_endpoint: str,
+                 keypair: KeyPair | None, keyring: FleetKeyring | None, audit,
+                 send_hwm: int, receive_hwm: int, max_message_bytes: int,
+                 faults: FaultInjector | None, metrics: MeshMetrics) -> None:
+        if (keypair is None) != (keyring is None):
+            raise MeshConfigError('secure mode needs both a key pair and a fleet keyring')
+        self.node_id = node_id
+        self._context = context
+        self._bind_endpoint = bind_endpoint
+        self._keypair = keypair
+        self._keyring = keyring
+        self._audit = audit
+        self._faults = faults
+        self._metrics = metrics
+        self._throttle = LogThrottle(_log)
+        self._delayed: list[tuple[float, int, str, list[bytes]]] = []
+        self._tiebreak = itertools.count()
+        self._peers: dict[str, str] = {}
+        self._authenticator: FleetAuthenticator | None = None
+        self.endpoint = ''
+
+        self.inbound = context.socket(zmq.ROUTER)
+        self.outbound = context.socket(zmq.ROUTER)
+        for sock in (self.inbound, self.outbound):
+            sock.linger = 0
+            sock.sndhwm = send_hwm
+            sock.rcvhwm = receive_hwm
+            # Reconnect fast after a peer restarts: the default 100 ms would spend the
+            # whole latency budget before the first retry could get through.
+            sock.setsockopt(zmq.RECONNECT_IVL, 10)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 200)
+        self.inbound.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # A hard cap far above the protocol limit: libzmq drops the connection of a peer that
+        # exceeds it, while packets between the two limits are counted as oversized.
+        self.inbound.setsockopt(zmq.MAXMSGSIZE, 4 * max_message_bytes)
+        self.outbound.setsockopt(zmq.ROUTER_MANDATORY, 1)
+
+    @property
+    def secure(self) -> bool:
+        return self._keypair is not None
+
+    def start(self) -> None:
+        """Start the authenticator (secure mode) and bind the inbound socket."""
+        if self._keypair is not None:
+            self._authenticator = FleetAuthenticator(self._context, self._keyring,
+                                                     audit=self._audit)
+            self._authenticator.start()
+            self.inbound.curve_server = True
+            self.inbound.curve_publickey = self._keypair.public_key
+            self.inbound.curve_secretkey = self._keypair.secret_key
+            self.inbound.zap_domain = ZAP_DOMAIN.encode()
+        try:
+            self.inbound.bind(self._bind_endpoint)
+        except zmq.ZMQError as error:
+            raise MeshConfigError(f'cannot bind mesh node {self.node_id!r} to '
+                                  f'{self._bind_endpoint}: {error}') from error
+        self.endpoint = self.inbound.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def add_peer(self, peer_id: str, endpoint: str) -> None:
+        if peer_id in self._peers:
+            self.remove_peer(peer_id)
+        if self._keypair is not None:
+            self.outbound.curve_publickey = self._keypair.public_key
+            self.outbound.curve_secretkey = self._keypair.secret_key
+            self.outbound.curve_serverkey = self._keyring.public_key(peer_id)
+        self.outbound.setsockopt(zmq.CONNECT_ROUTING_ID, peer_id.encode('utf-8'))
+        try:
+            self.outbound.connect(endpoint)
+        except zmq.ZMQError as error:
+            raise MeshConfigError(f'cannot connect to peer {peer_id!r} at {endpoint}: '
+                                  f'{error}') from error
+        self._peers[peer_id] = endpoint
+
+    def remove_peer(self, peer_id: str) -> None:
+        endpoint = self._peers.pop(peer_id, None)
+        if endpoint is not None:
+            try:
+                self.outbound.disconnect(endpoint)
+            except zmq.ZMQError:
+                pass
+
+    def send(self, peer_id: str, frames: Sequence[bytes], now_s: float) -> str:
+        """Send an encoded packet through the fault layer; return a :class:`SendStatus`."""
+        if self._faults is None:
+            return self._send_now(peer_id, frames)
+        delays_s = self._faults.release_delays_s()
+        if not delays_s:
+            self._metrics.count('fault_dropped')
+            return SendStatus.FAULT_DROPPED
+        if len(delays_s) > 1:
+            self._metrics.count('fault_duplicated')
+        status = SendStatus.DELAYED
+        for delay_s in delays_s:
+            if delay_s <= 0.0:
+                status = self._send_now(peer_id, frames)
+            else:
+                self._metrics.count('fault_delayed')
+                heapq.heappush(self._delayed,
+                               (now_s + delay_s, next(self._tiebreak), peer_id, list(frames)))
+        return status
+
+    def next_delayed_due_s(self) -> float | None:
+        return self._delayed[0][0] if self._delayed else None
+
+    def flush_delayed(self, now_s: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now_s:
+            _, _, peer_id, frames = heapq.heappop(self._delayed)
+            self._send_now(peer_id, frames)
+
+    def _send_now(self, peer_id: str, frames: Sequence[bytes]) -> str:
+        try:
+            self.outbound.send_multipart([peer_id.encode('utf-8'), *frames], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self._metrics.count('hwm_drops')
+            self._throttle.log(logging.WARNING, 'hwm:' + peer_id,
+                               'send queue to %s is full (high-water mark); packet dropped, '
+                               'it will be retried', peer_id)
+            return SendStatus.HWM_FULL
+        except zmq.ZMQError as error:
+            if error.errno != zmq.EHOSTUNREACH:
+                raise
+            self._metrics.count('unreachable')
+            self._throttle.log(logging.WARNING, 'unreachable:' + peer_id,
+                               'no connection to peer %s (EHOSTUNREACH); packet dropped, '
+                               'it will be retried', peer_id)
+            return SendStatus.UNREACHABLE
+        self._metrics.count('packets_sent')
+        return SendStatus.SENT
+
+    def receive(self, max_packets: int) -> list[tuple[str | None, list[bytes]]]:
+        """Drain up to ``max_packets`` from the inbound socket without blocking.
+
+        Returns ``(user_id, frames_after_routing_id)`` pairs; ``user_id`` is the
+        authenticated node id in secure mode and None otherwise.
+        """
+        packets = []
+        for _ in range(max_packets):
+            try:
+                frames = self.inbound.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            user_id = None
+            if self._keypair is not None:
+                try:
+                    user_id = frames[0].get('User-Id')
+                except zmq.ZMQError:
+                    user_id = ''
+            packets.append((user_id, [frame.bytes for frame in frames[1:]]))
+        return packets
+
+    def close(self) -> None:
+        self.inbound.close(linger=0)
+        self.outbound.close(linger=0)
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
