@@ -3,7 +3,13 @@
 Every map format loads into a :class:`World`. Planners ask a :class:`CollisionChecker` (one per
 robot radius, cached) whether points and straight edges are free for a disc robot. Edge checks
 are exact for the swept disc: an edge is free when the distance from the segment to every
-obstacle is at least the radius, computed by GEOS, never by sampling along the edge.
+obstacle is at least the radius.
+
+Most queries are decided by a conservative clearance field
+(:mod:`mapl_robotics.geometry.clearance`) from a few array look-ups. Only the points and edges
+whose clearance lies within the field's error of the radius go to GEOS, through a shapely
+``STRtree`` and the ``dwithin`` predicate. Both paths give the answer that GEOS alone would
+give, up to floating point at exactly the radius.
 """
 
 from __future__ import annotations
@@ -19,20 +25,40 @@ from shapely.geometry.base import BaseGeometry
 
 from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, InvalidGeometryError,
                                   OutOfBoundsError)
+from mapl_robotics.geometry.clearance import ClearanceField
+from mapl_robotics.geometry.occupancy import OCCUPIED, FREE, OccupancyGrid, mask_rectangles
 
-__all__ = ['World', 'CollisionChecker']
+__all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
+
+# Clearance fields of grid maps are subdivided down to about this cell size, and of polygon
+# maps sized to about FIELD_TARGET_CELLS cells; FIELD_MAX_CELLS caps the memory (two float64
+# arrays per field, so 2 million cells take 32 MB).
+FIELD_TARGET_CELL_M = 0.05
+FIELD_TARGET_CELLS = 250_000
+FIELD_MAX_CELLS = 2_000_000
+# Batched edge checks sample the field every SAMPLE_SPACING_CELLS field cells; single edge
+# checks march at most MARCH_MAX_STEPS steps before asking GEOS. Both were tuned with
+# bench/collision.py: finer sampling sends fewer edges to GEOS but costs more look-ups.
+SAMPLE_SPACING_CELLS = 4.0
+MARCH_MAX_STEPS = 12
 
 
 class World:
     """Static map: a rectangular boundary and obstacle geometry, in metres in the map frame.
 
-    :param bounds_m: ``(x_min, y_min, x_max, y_max)`` of the free workspace.
-    :param obstacles: polygons (or other shapely geometries) that robots must not touch.
+    :param bounds_m: ``(x_min, y_min, x_max, y_max)`` of the workspace.
+    :param obstacles: valid shapely geometries (usually polygons) that robots must not touch.
     :param name: a label for messages and plots.
+    :param metadata: free-form facts about the source (format, file, cell size).
+    :param source_grid: the occupancy grid the obstacles were built from, if any. Build grid
+        worlds with :meth:`from_occupancy_grid`, which keeps obstacles and grid consistent.
+    :param unknown_is_obstacle: how ``source_grid`` cells other than 0 and 100 count.
     """
 
     def __init__(self, *, bounds_m: Sequence[float], obstacles: Iterable[BaseGeometry] = (),
-                 name: str = 'world', metadata: dict | None = None) -> None:
+                 name: str = 'world', metadata: dict | None = None,
+                 source_grid: OccupancyGrid | None = None,
+                 unknown_is_obstacle: bool = True) -> None:
         bounds = tuple(float(v) for v in bounds_m)
         if len(bounds) != 4 or not all(math.isfinite(v) for v in bounds):
             raise InvalidCoordinateError(
@@ -41,26 +67,78 @@ class World:
             raise EmptyMapError(
                 f'bounds_m={bounds!r} enclose no area; x_max must exceed x_min and y_max '
                 'must exceed y_min')
-        geometries = []
-        for index, geometry in enumerate(obstacles):
-            if geometry is None or geometry.is_empty:
-                continue
-            if not geometry.is_valid:
+        geometries = [g for g in obstacles if g is not None and not g.is_empty]
+        if geometries:
+            valid = shapely.is_valid(np.asarray(geometries, dtype=object))
+            if not np.all(valid):
+                index = int(np.argmin(valid))
                 raise InvalidGeometryError(
                     f'obstacle {index} of world {name!r} is invalid '
-                    f'({shapely.is_valid_reason(geometry)}); repair it with '
+                    f'({shapely.is_valid_reason(geometries[index])}); repair it with '
                     'mapl_robotics.geometry.maps.repair_polygon before building the world')
-            geometries.append(geometry)
         self.name = name
         self.bounds_m: tuple[float, float, float, float] = bounds  # type: ignore[assignment]
         self.obstacles: tuple[BaseGeometry, ...] = tuple(geometries)
         self.metadata = dict(metadata or {})
+        self.source_grid = source_grid
+        self.unknown_is_obstacle = bool(unknown_is_obstacle)
         self._boundary = box(*bounds)
-        self._checkers: dict[float, CollisionChecker] = {}
-        self._lock = threading.Lock()
+        self._init_caches()
         if self.free_area_m2 <= 0.0:
             raise EmptyMapError(f'world {name!r} has no free area inside bounds {bounds!r}; '
                                 'check the map thresholds or the obstacle list')
+
+    def _init_caches(self) -> None:
+        self._checkers: dict[float, CollisionChecker] = {}
+        self._lock = threading.Lock()
+        self._tree: shapely.STRtree | None = None
+        self._field: ClearanceField | None = None
+        self._union: BaseGeometry | None = None
+        self._free_area_m2: float | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for key in ('_checkers', '_lock', '_tree', '_field', '_union', '_free_area_m2'):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_caches()
+
+    @classmethod
+    def from_occupancy_grid(cls, grid: OccupancyGrid, *, unknown_is_obstacle: bool = True,
+                            name: str = 'grid', metadata: dict | None = None) -> 'World':
+        """Build a world whose obstacles are the blocked cells of ``grid``.
+
+        Runs of blocked cells merge into rectangles (see
+        :func:`~mapl_robotics.geometry.occupancy.mask_rectangles`). A rotated grid
+        (``origin_yaw_rad != 0``) gets axis-aligned bounds around it, and the area between the
+        grid and those bounds becomes an obstacle.
+        """
+        mask = grid.obstacle_mask(unknown_is_obstacle=unknown_is_obstacle)
+        if not np.any(~mask):
+            raise EmptyMapError(
+                f'map {name!r} has no free cell: all {mask.size} cells are occupied'
+                + (' or unknown; load it with unknown_is_obstacle=False or check the '
+                   'thresholds' if unknown_is_obstacle else '; check the thresholds'))
+        rectangles = mask_rectangles(mask).astype(float) * grid.resolution_m
+        corners = np.stack([rectangles[:, [0, 1]], rectangles[:, [2, 1]],
+                            rectangles[:, [2, 3]], rectangles[:, [0, 3]]], axis=1)
+        obstacles = list(shapely.polygons(grid.local_to_world(corners)))
+        if grid.origin_yaw_rad == 0.0:
+            x0, y0 = grid.origin_xy_m
+            bounds = (x0, y0, x0 + grid.width_m, y0 + grid.height_m)
+        else:
+            outline = Polygon(grid.corners_xy_m())
+            bounds = outline.bounds
+            # Outside the rotated grid nothing is known, so it is an obstacle. Slivers from
+            # rounding (a yaw of a multiple of 90 degrees) are dropped.
+            outside = shapely.get_parts(box(*bounds).difference(outline))
+            min_area_m2 = 1e-9 * outline.area
+            obstacles += [part for part in outside if part.area > min_area_m2]
+        return cls(bounds_m=bounds, obstacles=obstacles, name=name, metadata=metadata,
+                   source_grid=grid, unknown_is_obstacle=unknown_is_obstacle)
 
     @property
     def width_m(self) -> float:
@@ -72,11 +150,27 @@ class World:
 
     @property
     def obstacle_union(self) -> BaseGeometry:
-        return shapely.union_all(self.obstacles) if self.obstacles else Polygon()
+        """Union of all obstacles (computed once)."""
+        if self._union is None:
+            if not self.obstacles:
+                self._union = Polygon()
+            else:
+                self._union = shapely.union_all(np.asarray(self.obstacles, dtype=object))
+        return self._union
 
     @property
     def free_area_m2(self) -> float:
-        return float(self._boundary.difference(self.obstacle_union).area)
+        """Free area inside the bounds; for grid worlds, the area of the free cells."""
+        if self._free_area_m2 is None:
+            if self.source_grid is not None:
+                mask = self.source_grid.obstacle_mask(
+                    unknown_is_obstacle=self.unknown_is_obstacle)
+                free_cells = int(mask.size - np.count_nonzero(mask))
+                self._free_area_m2 = free_cells * self.source_grid.resolution_m ** 2
+            else:
+                self._free_area_m2 = float(
+                    self._boundary.difference(self.obstacle_union).area)
+        return self._free_area_m2
 
     def contains_xy(self, xy_m) -> np.ndarray:
         """Return whether each point lies inside the map bounds."""
@@ -90,7 +184,8 @@ class World:
         point = np.asarray(xy_m, dtype=float).reshape(-1)
         if point.shape != (2,) or not np.all(np.isfinite(point)):
             raise InvalidCoordinateError(
-                f'{what} {tuple(xy_m)!r} must be two finite numbers (x, y) in metres')
+                f'{what} {tuple(np.asarray(xy_m).reshape(-1))!r} must be two finite numbers '
+                '(x, y) in metres')
         if not self.contains_xy(point)[0]:
             raise OutOfBoundsError(
                 f'{what} ({point[0]:.3f}, {point[1]:.3f}) m is outside map {self.name!r} with '
@@ -106,10 +201,74 @@ class World:
         key = round(float(radius_m), 9)
         with self._lock:
             checker = self._checkers.get(key)
-            if checker is None:
-                checker = CollisionChecker(self, key)
-                self._checkers[key] = checker
+        if checker is None:
+            checker = CollisionChecker(self, key)
+            with self._lock:
+                checker = self._checkers.setdefault(key, checker)
         return checker
+
+    def strtree(self) -> shapely.STRtree:
+        """Return the spatial index over the obstacles (built once)."""
+        with self._lock:
+            if self._tree is None:
+                self._tree = shapely.STRtree(np.asarray(self.obstacles, dtype=object))
+            return self._tree
+
+    def clearance_field(self) -> ClearanceField:
+        """Return the conservative clearance field of the obstacles (built once)."""
+        with self._lock:
+            if self._field is None:
+                self._field = self._build_field()
+            return self._field
+
+    def _build_field(self) -> ClearanceField:
+        grid = self.source_grid
+        if grid is not None:
+            mask = grid.obstacle_mask(unknown_is_obstacle=self.unknown_is_obstacle)
+            wanted = max(1, math.ceil(grid.resolution_m / FIELD_TARGET_CELL_M))
+            allowed = max(1, math.floor(math.sqrt(FIELD_MAX_CELLS / mask.size)))
+            factor = min(wanted, allowed)
+            if factor > 1:
+                mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
+            return ClearanceField.from_mask(
+                mask, cell_size_m=grid.resolution_m / factor, origin_xy_m=grid.origin_xy_m,
+                yaw_rad=grid.origin_yaw_rad, outside_is_obstacle=grid.origin_yaw_rad != 0.0)
+        target_cell_m = math.sqrt(self.width_m * self.height_m / FIELD_TARGET_CELLS)
+        return ClearanceField.from_geometries(self.obstacles, bounds_m=self.bounds_m,
+                                              target_cell_m=target_cell_m)
+
+    def to_occupancy_grid(self, *, resolution_m: float) -> OccupancyGrid:
+        """Return the obstacles as an occupancy grid: 0 free, 100 occupied, ROS row order.
+
+        A world built from a grid at the same resolution returns that grid's obstacle cells
+        exactly, with its origin and yaw. Otherwise the grid is axis-aligned at the lower-left
+        corner of the bounds, covers them (rounded up to whole cells), and a cell is occupied
+        when it shares area with an obstacle.
+        """
+        if not (math.isfinite(resolution_m) and resolution_m > 0.0):
+            raise InvalidCoordinateError(
+                f'resolution_m={resolution_m!r} must be a positive finite number of metres')
+        grid = self.source_grid
+        if grid is not None and math.isclose(resolution_m, grid.resolution_m, rel_tol=1e-9):
+            mask = grid.obstacle_mask(unknown_is_obstacle=self.unknown_is_obstacle)
+            return OccupancyGrid(data=np.where(mask, OCCUPIED, FREE).astype(np.int8),
+                                 resolution_m=grid.resolution_m, origin_xy_m=grid.origin_xy_m,
+                                 origin_yaw_rad=grid.origin_yaw_rad)
+        x_min, y_min = self.bounds_m[0], self.bounds_m[1]
+        cols = max(1, math.ceil(self.width_m / resolution_m - 1e-9))
+        rows = max(1, math.ceil(self.height_m / resolution_m - 1e-9))
+        data = np.zeros((rows, cols), dtype=np.int8)
+        if self.obstacles:
+            col_index, row_index = np.meshgrid(np.arange(cols), np.arange(rows))
+            x0 = x_min + col_index.ravel() * resolution_m
+            y0 = y_min + row_index.ravel() * resolution_m
+            cells = shapely.box(x0, y0, x0 + resolution_m, y0 + resolution_m)
+            tree = self.strtree()
+            cell_index, obstacle_index = tree.query(cells, predicate='intersects')
+            # Cells that only share an edge or a corner with an obstacle stay free.
+            touching = shapely.touches(cells[cell_index], tree.geometries.take(obstacle_index))
+            data.ravel()[cell_index[~touching]] = OCCUPIED
+        return OccupancyGrid(data=data, resolution_m=resolution_m, origin_xy_m=(x_min, y_min))
 
     def __repr__(self) -> str:
         return (f'World({self.name!r}, bounds_m={self.bounds_m}, '
@@ -120,36 +279,68 @@ class CollisionChecker:
     """Exact collision checks for a disc of ``radius_m`` against a world's static obstacles.
 
     The robot disc must stay inside the map bounds and at least ``radius_m`` from every
-    obstacle. Queries are vectorized over arrays of points or segments and use a shapely
-    ``STRtree`` with the ``dwithin`` predicate, so the answer is exact up to floating point.
+    obstacle (touching at exactly ``radius_m`` counts as free). Queries are vectorized over
+    arrays of points or segments. Non-finite coordinates are never free.
     """
 
     def __init__(self, world: World, radius_m: float) -> None:
         self.world = world
         self.radius_m = float(radius_m)
-        self._tree = shapely.STRtree(list(world.obstacles))
         x_min, y_min, x_max, y_max = world.bounds_m
         r = self.radius_m
         self._inner_bounds = (x_min + r, y_min + r, x_max - r, y_max - r)
+        self._has_obstacles = len(world.obstacles) > 0
+        self._field = world.clearance_field() if self._has_obstacles else None
+        self._tree = world.strtree() if self._has_obstacles else None
+        # Field answers within this margin of the radius go to GEOS, so rounding in the field
+        # never decides a case that GEOS would decide the other way.
+        self._margin_m = 1e-9 * max(1.0, world.width_m, world.height_m, r)
+        if self._field is not None:
+            self._sample_spacing_m = SAMPLE_SPACING_CELLS * min(self._field.cell_size_xy_m)
+        else:
+            self._sample_spacing_m = math.inf
 
     def _inside_inner_bounds(self, xy: np.ndarray) -> np.ndarray:
         x_min, y_min, x_max, y_max = self._inner_bounds
         return ((xy[:, 0] >= x_min) & (xy[:, 0] <= x_max)
                 & (xy[:, 1] >= y_min) & (xy[:, 1] <= y_max))
 
+    def _inside_inner_bounds_scalar(self, x: float, y: float) -> bool:
+        x_min, y_min, x_max, y_max = self._inner_bounds
+        return x_min <= x <= x_max and y_min <= y <= y_max
+
+    # -- points -------------------------------------------------------------------------------
+
     def points_free(self, xy_m) -> np.ndarray:
         """Return, per point, whether a disc centred there is collision-free."""
         xy = np.atleast_2d(np.asarray(xy_m, dtype=float))
         free = self._inside_inner_bounds(xy) & np.all(np.isfinite(xy), axis=1)
-        if len(self.world.obstacles) and np.any(free):
-            index = np.flatnonzero(free)
-            points = shapely.points(xy[index])
-            hits = self._hits(points)
-            free[index[hits]] = False
+        if self._field is None or not np.any(free):
+            return free
+        index = np.flatnonzero(free)
+        lower, upper = self._field.bounds(xy[index])
+        hit = upper < self.radius_m - self._margin_m
+        undecided = ~hit & (lower < self.radius_m + self._margin_m)
+        free[index[hit]] = False
+        if np.any(undecided):
+            exact = index[undecided]
+            free[exact[self._hits(shapely.points(xy[exact]))]] = False
         return free
 
     def point_free(self, xy_m) -> bool:
-        return bool(self.points_free(np.asarray(xy_m, dtype=float)[None, :])[0])
+        """Return whether a disc centred at one point is collision-free."""
+        x, y = _xy(xy_m)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return False
+        if not self._inside_inner_bounds_scalar(x, y):
+            return False
+        if self._field is None:
+            return True
+        if self._field.lower_bound_at(x, y) >= self.radius_m + self._margin_m:
+            return True
+        return not self._hit_single(shapely.points(x, y))
+
+    # -- segments -----------------------------------------------------------------------------
 
     def segments_free(self, start_xy_m, end_xy_m) -> np.ndarray:
         """Return, per segment, whether the disc swept from start to end is collision-free."""
@@ -158,16 +349,67 @@ class CollisionChecker:
         finite = np.all(np.isfinite(start), axis=1) & np.all(np.isfinite(end), axis=1)
         # The bounds are convex, so a segment stays inside when both ends do.
         free = self._inside_inner_bounds(start) & self._inside_inner_bounds(end) & finite
-        if len(self.world.obstacles) and np.any(free):
-            index = np.flatnonzero(free)
-            coords = np.stack([start[index], end[index]], axis=1)
-            lines = shapely.linestrings(coords)
-            hits = self._hits(lines)
-            free[index[hits]] = False
+        if self._field is None or not np.any(free):
+            return free
+        index = np.flatnonzero(free)
+        certain_free, certain_hit = self._classify_segments(start[index], end[index])
+        free[index[certain_hit]] = False
+        undecided = ~(certain_free | certain_hit)
+        if np.any(undecided):
+            exact = index[undecided]
+            lines = shapely.linestrings(np.stack([start[exact], end[exact]], axis=1))
+            free[exact[self._hits(lines)]] = False
         return free
 
     def segment_free(self, start_xy_m, end_xy_m) -> bool:
-        return bool(self.segments_free(start_xy_m, end_xy_m)[0])
+        """Return whether the disc swept along one segment is collision-free.
+
+        Same answer as :meth:`segments_free` for one segment, with less overhead: the field
+        is marched along the segment in plain Python, and GEOS decides what it cannot.
+        """
+        x0, y0 = _xy(start_xy_m)
+        x1, y1 = _xy(end_xy_m)
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            return False
+        if not (self._inside_inner_bounds_scalar(x0, y0)
+                and self._inside_inner_bounds_scalar(x1, y1)):
+            return False
+        if self._field is None:
+            return True
+        if self._march_free(x0, y0, x1, y1):
+            return True
+        return not self._hit_single(shapely.linestrings([[x0, y0], [x1, y1]]))
+
+    def _march_free(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        """Return True when the clearance field alone proves the segment free.
+
+        Every point within ``lower - radius`` of a point whose lower bound is ``lower`` is
+        free, so the march jumps that far along the segment (sphere tracing). It gives up
+        after a few steps, or where the bound is too small, and returns False: not proven.
+        """
+        field = self._field
+        needed = self.radius_m + self._margin_m
+        length = math.hypot(x1 - x0, y1 - y0)
+        lower_start = field.lower_bound_at(x0, y0)
+        lower_end = field.lower_bound_at(x1, y1)
+        # Every point of the segment is within half its length of an end.
+        if 0.5 * (lower_start + lower_end - length) >= needed:
+            return True
+        if length == 0.0 or lower_start < needed or lower_end < needed:
+            return False
+        travelled = 0.0
+        lower = lower_start
+        for _ in range(MARCH_MAX_STEPS):
+            travelled += lower - needed
+            if travelled >= length:
+                return True
+            fraction = travelled / length
+            lower = field.lower_bound_at(x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0))
+            if lower < needed:
+                return False
+            if 0.5 * (lower + lower_end - (length - travelled)) >= needed:
+                return True
+        return False
 
     def path_free(self, xy_m) -> bool:
         """Return whether every edge of a polyline is free."""
@@ -176,20 +418,62 @@ class CollisionChecker:
             return self.point_free(xy[0])
         return bool(np.all(self.segments_free(xy[:-1], xy[1:])))
 
+    def _classify_segments(self, start: np.ndarray, end: np.ndarray):
+        """Return masks of the segments the clearance field proves free, and proves blocked.
+
+        Each segment is sampled at pieces no longer than the sample spacing. With lower
+        bounds ``l0`` and ``l1`` at the ends of a piece of length ``s``, every point of the
+        piece has clearance at least ``(l0 + l1 - s) / 2``; a segment is free when that holds
+        for all its pieces with room for the radius. A segment is blocked when any sample's
+        upper bound is below the radius.
+        """
+        delta = end - start
+        length = np.hypot(delta[:, 0], delta[:, 1])
+        pieces = np.maximum(1, np.ceil(length / self._sample_spacing_m)).astype(np.intp)
+        counts = pieces + 1
+        offsets = np.cumsum(counts) - counts
+        owner = np.repeat(np.arange(len(start)), counts)
+        step = np.arange(owner.size) - offsets[owner]
+        fraction = step / pieces[owner]
+        samples = start[owner] + fraction[:, None] * delta[owner]
+        lower, upper = self._field.bounds(samples)
+        blocked = np.logical_or.reduceat(upper < self.radius_m - self._margin_m, offsets)
+        piece_lower = np.empty(owner.size)
+        piece_lower[:-1] = 0.5 * (lower[:-1] + lower[1:] - (length / pieces)[owner[:-1]])
+        # The last sample of a segment pairs with nothing.
+        piece_lower[offsets + counts - 1] = np.inf
+        proven_free = np.minimum.reduceat(piece_lower, offsets) >= self.radius_m + self._margin_m
+        return proven_free & ~blocked, blocked
+
+    def _hit_single(self, geometry: BaseGeometry) -> bool:
+        """Return whether one geometry comes closer than the radius to an obstacle."""
+        if self.radius_m > 0.0:
+            _index, distances = self._tree.query_nearest(
+                geometry, max_distance=self.radius_m, return_distance=True)
+            return bool(distances.size) and float(distances.min()) < self.radius_m
+        return bool(self._tree.query(geometry, predicate='intersects').size)
+
     def _hits(self, geometries: np.ndarray) -> np.ndarray:
-        """Return a mask of the geometries that come within the radius of any obstacle."""
+        """Return a mask of the geometries that come closer than the radius to an obstacle."""
         if self.radius_m > 0.0:
             pairs = self._tree.query(geometries, predicate='dwithin', distance=self.radius_m)
         else:
             pairs = self._tree.query(geometries, predicate='intersects')
         hit = np.zeros(len(geometries), dtype=bool)
-        hit[pairs[0]] = True
         if self.radius_m > 0.0 and pairs.shape[1]:
             # dwithin is "distance <= radius": touching at exactly the radius is allowed.
-            idx_geom, idx_obs = pairs
-            obstacles = self._tree.geometries.take(idx_obs)
-            distances = shapely.distance(geometries[idx_geom], obstacles)
-            touching_only = distances >= self.radius_m
-            hit[:] = False
-            np.logical_or.at(hit, idx_geom[~touching_only], True)
+            index_geometry, index_obstacle = pairs
+            obstacles = self._tree.geometries.take(index_obstacle)
+            distances = shapely.distance(geometries[index_geometry], obstacles)
+            hit[index_geometry[distances < self.radius_m]] = True
+        else:
+            hit[pairs[0]] = True
         return hit
+
+
+def _xy(point) -> tuple[float, float]:
+    """Return one point as two floats; a plain pair skips numpy's conversion cost."""
+    if len(point) == 2:
+        return float(point[0]), float(point[1])
+    x, y = np.asarray(point, dtype=float).reshape(2)
+    return float(x), float(y)

@@ -1,0 +1,214 @@
+"""Conservative clearance field: cheap lower and upper bounds on the distance to obstacles.
+
+The field rasterizes the obstacles once, runs a Euclidean distance transform
+(``scipy.ndimage.distance_transform_edt``) and stores two numbers per cell. For any point
+``p`` the field then returns ``lower(p) <= dist(p, obstacles) <= upper(p)``, so a collision
+checker can decide most queries from two array look-ups and leave only the points and edges
+whose true clearance is close to the robot radius to an exact shapely check.
+
+The bounds are proved from two cell sets, with ``c`` the centre of the cell containing ``p``,
+``d = |p - c|`` and ``E_X(c)`` the distance from ``c`` to the nearest centre of a cell in ``X``:
+
+- ``T``: a superset of the cells that touch an obstacle. Every obstacle point lies in a cell of
+  ``T`` whose centre is within half a cell diagonal ``g``, so
+  ``dist(p, obstacles) >= E_T(c) - d - g``.
+- ``C``: cells whose centre lies inside an obstacle, so ``dist(p, obstacles) <= E_C(c) + d``.
+  When every cell of ``C`` is entirely obstacle (grid maps), the disc of radius half a cell
+  around its centre is obstacle as well, and the bound tightens by that half cell.
+
+A ring of cells around the field counts as obstacle, so the bounds also cover the distance to
+the map boundary; the world's own bounds check makes that harmless for axis-aligned maps, and
+for rotated grids the area outside the grid is an obstacle anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import shapely
+from scipy import ndimage
+from shapely.geometry.base import BaseGeometry
+
+__all__ = ['ClearanceField']
+
+
+class ClearanceField:
+    """Per-cell distance bounds on a (possibly rotated) raster, with vectorized look-up.
+
+    Build one with :meth:`from_mask` or :meth:`from_geometries`.
+    """
+
+    def __init__(self, *, lower_cell_m: np.ndarray, upper_cell_m: np.ndarray,
+                 cell_size_xy_m: tuple[float, float], origin_xy_m: Sequence[float],
+                 yaw_rad: float, outside_is_obstacle: bool) -> None:
+        self._lower_cell_m = lower_cell_m
+        self._upper_cell_m = upper_cell_m
+        self.cell_size_xy_m = (float(cell_size_xy_m[0]), float(cell_size_xy_m[1]))
+        # World position of the outer corner of padded cell (0, 0).
+        self.origin_xy_m = (float(origin_xy_m[0]), float(origin_xy_m[1]))
+        self.yaw_rad = float(yaw_rad)
+        self.outside_is_obstacle = outside_is_obstacle
+        self._cos = math.cos(self.yaw_rad)
+        self._sin = math.sin(self.yaw_rad)
+        self.shape = lower_cell_m.shape
+        self._lower_flat = lower_cell_m.ravel()
+        self._upper_flat = upper_cell_m.ravel()
+
+    @property
+    def cell_count(self) -> int:
+        return int(self._lower_cell_m.size)
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, *, cell_size_m: float, origin_xy_m: Sequence[float],
+                  yaw_rad: float = 0.0, outside_is_obstacle: bool = False) -> 'ClearanceField':
+        """Build the field of a grid whose true cells are solid square obstacles.
+
+        ``mask[row, col]`` uses ROS order (row 0 at ``origin_xy_m``).
+        """
+        padded = np.ones((mask.shape[0] + 2, mask.shape[1] + 2), dtype=bool)
+        padded[1:-1, 1:-1] = mask
+        distance = ndimage.distance_transform_edt(~padded) * cell_size_m
+        half_diagonal = cell_size_m * math.sqrt(0.5)
+        lower = distance - half_diagonal
+        upper = distance - 0.5 * cell_size_m
+        origin = _shifted_origin(origin_xy_m, yaw_rad, cell_size_m, cell_size_m)
+        return cls(lower_cell_m=lower, upper_cell_m=upper,
+                   cell_size_xy_m=(cell_size_m, cell_size_m), origin_xy_m=origin,
+                   yaw_rad=yaw_rad, outside_is_obstacle=outside_is_obstacle)
+
+    @classmethod
+    def from_geometries(cls, geometries: Sequence[BaseGeometry], *,
+                        bounds_m: Sequence[float], target_cell_m: float) -> 'ClearanceField':
+        """Rasterize arbitrary shapely obstacles inside axis-aligned ``bounds_m``."""
+        x_min, y_min, x_max, y_max = (float(v) for v in bounds_m)
+        cols = max(1, int(math.ceil((x_max - x_min) / target_cell_m)))
+        rows = max(1, int(math.ceil((y_max - y_min) / target_cell_m)))
+        cell_x = (x_max - x_min) / cols
+        cell_y = (y_max - y_min) / rows
+        inside = np.zeros((rows, cols), dtype=bool)
+        for geometry in geometries:
+            _mark_centres_inside(inside, geometry, x_min, y_min, cell_x, cell_y)
+        outline = np.zeros((rows, cols), dtype=bool)
+        outline_rows, outline_cols = _outline_cells(geometries, x_min, y_min, cell_x, cell_y,
+                                                    rows, cols)
+        outline[outline_rows, outline_cols] = True
+        touched = inside | ndimage.binary_dilation(outline, structure=np.ones((3, 3), bool))
+        padded_touched = np.ones((rows + 2, cols + 2), dtype=bool)
+        padded_touched[1:-1, 1:-1] = touched
+        padded_inside = np.zeros((rows + 2, cols + 2), dtype=bool)
+        padded_inside[1:-1, 1:-1] = inside
+        sampling = (cell_y, cell_x)
+        half_diagonal = 0.5 * math.hypot(cell_x, cell_y)
+        lower = ndimage.distance_transform_edt(~padded_touched, sampling=sampling) - half_diagonal
+        if padded_inside.any():
+            upper = ndimage.distance_transform_edt(~padded_inside, sampling=sampling)
+        else:
+            upper = np.full(padded_inside.shape, np.inf)
+        origin = (x_min - cell_x, y_min - cell_y)
+        return cls(lower_cell_m=lower, upper_cell_m=upper, cell_size_xy_m=(cell_x, cell_y),
+                   origin_xy_m=origin, yaw_rad=0.0, outside_is_obstacle=False)
+
+    def bounds(self, xy_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(lower_m, upper_m)`` bounds on the obstacle distance of each point.
+
+        ``xy_m`` has shape ``(N, 2)``. Points outside the field get ``(-inf, inf)``, or
+        ``(-inf, 0)`` when the area outside the field is an obstacle.
+        """
+        dx = xy_m[:, 0] - self.origin_xy_m[0]
+        dy = xy_m[:, 1] - self.origin_xy_m[1]
+        cell_x, cell_y = self.cell_size_xy_m
+        u = (dx * self._cos + dy * self._sin) / cell_x
+        v = (dy * self._cos - dx * self._sin) / cell_y
+        rows, cols = self.shape
+        col = np.floor(u)
+        row = np.floor(v)
+        off_grid = (col < 1.0) | (col > cols - 2.0) | (row < 1.0) | (row > rows - 2.0)
+        np.clip(col, 0.0, cols - 1.0, out=col)
+        np.clip(row, 0.0, rows - 1.0, out=row)
+        offset = np.hypot((u - col - 0.5) * cell_x, (v - row - 0.5) * cell_y)
+        flat = row.astype(np.intp) * cols + col.astype(np.intp)
+        lower = self._lower_flat[flat] - offset
+        upper = self._upper_flat[flat] + offset
+        np.maximum(upper, 0.0, out=upper)
+        if off_grid.any():
+            # A point in the padding ring is on or outside the map edge. Rounding decides which
+            # side it is on, so only points clearly outside get a definite answer.
+            margin = 1e-9
+            outside = ((u < 1.0 - margin) | (u > cols - 1.0 + margin)
+                       | (v < 1.0 - margin) | (v > rows - 1.0 + margin))
+            lower[off_grid] = -np.inf
+            upper[off_grid] = np.inf
+            if self.outside_is_obstacle:
+                upper[outside] = 0.0
+        return lower, upper
+
+    def lower_bound_at(self, x_m: float, y_m: float) -> float:
+        """Return the lower bound at one point, without numpy overhead."""
+        dx = x_m - self.origin_xy_m[0]
+        dy = y_m - self.origin_xy_m[1]
+        cell_x, cell_y = self.cell_size_xy_m
+        u = (dx * self._cos + dy * self._sin) / cell_x
+        v = (dy * self._cos - dx * self._sin) / cell_y
+        rows, cols = self.shape
+        if not (1.0 <= u < cols - 1.0 and 1.0 <= v < rows - 1.0):
+            return -math.inf
+        col = int(u)
+        row = int(v)
+        offset = math.hypot((u - col - 0.5) * cell_x, (v - row - 0.5) * cell_y)
+        return float(self._lower_flat[row * cols + col]) - offset
+
+
+def _shifted_origin(origin_xy_m: Sequence[float], yaw_rad: float, cell_x: float,
+                    cell_y: float) -> tuple[float, float]:
+    """Return the world corner of a grid padded by one cell on every side."""
+    cos_yaw = math.cos(yaw_rad)
+    sin_yaw = math.sin(yaw_rad)
+    return (float(origin_xy_m[0]) - cell_x * cos_yaw + cell_y * sin_yaw,
+            float(origin_xy_m[1]) - cell_x * sin_yaw - cell_y * cos_yaw)
+
+
+def _cell_range(low: float, high: float, origin: float, cell: float, count: int):
+    first = max(0, int(math.floor((low - origin) / cell)))
+    last = min(count, int(math.ceil((high - origin) / cell)))
+    return first, last
+
+
+def _mark_centres_inside(inside: np.ndarray, geometry: BaseGeometry, x_min: float, y_min: float,
+                         cell_x: float, cell_y: float) -> None:
+    """Set the cells whose centre lies in the interior of ``geometry``."""
+    if geometry.area <= 0.0:
+        return
+    rows, cols = inside.shape
+    gx0, gy0, gx1, gy1 = geometry.bounds
+    c0, c1 = _cell_range(gx0, gx1, x_min, cell_x, cols)
+    r0, r1 = _cell_range(gy0, gy1, y_min, cell_y, rows)
+    if c1 <= c0 or r1 <= r0:
+        return
+    xs = x_min + (np.arange(c0, c1) + 0.5) * cell_x
+    ys = y_min + (np.arange(r0, r1) + 0.5) * cell_y
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    shapely.prepare(geometry)
+    inside[r0:r1, c0:c1] |= shapely.contains_xy(geometry, grid_x, grid_y)
+
+
+def _outline_cells(geometries: Sequence[BaseGeometry], x_min: float, y_min: float,
+                   cell_x: float, cell_y: float, rows: int, cols: int):
+    """Return the cells of points sampled along every obstacle outline.
+
+    Samples are at most half the smaller cell edge apart, so every outline point lies within a
+    quarter cell of a sample, and every cell that an outline touches is the cell of a sample
+    or one of its eight neighbours. Dilating the result by one cell therefore covers them all.
+    """
+    spacing = 0.5 * min(cell_x, cell_y)
+    parts = shapely.get_parts(np.asarray(list(geometries), dtype=object))
+    if parts.size == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    polygonal = shapely.get_type_id(parts) == 3
+    outlines = parts.copy()
+    outlines[polygonal] = shapely.boundary(parts[polygonal])
+    coords = shapely.get_coordinates(shapely.segmentize(outlines, spacing))
+    col = np.clip(np.floor((coords[:, 0] - x_min) / cell_x), 0, cols - 1).astype(np.intp)
+    row = np.clip(np.floor((coords[:, 1] - y_min) / cell_y), 0, rows - 1).astype(np.intp)
+    return row, col
