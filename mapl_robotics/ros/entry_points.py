@@ -1,0 +1,78 @@
+"""Console scripts ``agent`` and ``fleet``: ``ros2 run mapl_robotics agent --ros-args ...``.
+
+Both accept the usual ``--ros-args`` (remapping, ``-p name:=value``, ``--params-file``,
+``--log-level``). They stop cleanly on Ctrl-C or SIGTERM: rclpy's signal handler shuts the
+context down, the executor returns, and the node is destroyed before the process exits 0.
+``python -m mapl_robotics.ros.entry_points agent ...`` runs the same code without installed
+scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable, Sequence
+
+__all__ = ['agent_main', 'fleet_main', 'run_node']
+
+_LOG = logging.getLogger(__name__)
+
+
+def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -> int:
+    """Initialize rclpy with ``argv``, spin the node that ``factory`` builds until shutdown,
+    and clean up. Returns the process exit status."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from mapl_robotics.errors import MaplError
+
+    args = list(sys.argv if argv is None else argv)
+    rclpy.init(args=args)
+    node = None
+    status = 0
+    try:
+        node = factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except MaplError as error:
+        # Invalid parameters or files: report the reason, not a traceback.
+        logging.getLogger('mapl_robotics').error('node failed to start: %s', error)
+        sys.stderr.write(f'error: {error}\n')
+        status = 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return status
+
+
+def agent_main(argv: Sequence[str] | None = None) -> int:
+    """Run one robot agent node (``ros2 run mapl_robotics agent``)."""
+    from mapl_robotics.ros.agent_node import AgentNode
+    return run_node(AgentNode, argv)
+
+
+def fleet_main(argv: Sequence[str] | None = None) -> int:
+    """Run the fleet node (``ros2 run mapl_robotics fleet``)."""
+    from mapl_robotics.ros.fleet_node import FleetNode
+    return run_node(FleetNode, argv)
+
+
+_COMMANDS = {'agent': agent_main, 'fleet': fleet_main}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``python -m mapl_robotics.ros.entry_points {agent,fleet} [--ros-args ...]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in _COMMANDS:
+        sys.stderr.write('usage: python -m mapl_robotics.ros.entry_points {agent,fleet} '
+                         '[--ros-args ...]\n')
+        return 2
+    return _COMMANDS[args[0]]([f'mapl-{args[0]}', *args[1:]])
+
+
+if __name__ == '__main__':
+    sys.exit(main())
