@@ -1,0 +1,327 @@
+"""Client of the plan ledger: signed robot requests, quorum reads, node failover.
+
+A :class:`LedgerClient` sends each request to one node and, when no final reply arrives within
+``attempt_timeout_s``, sends the identical request to the next node as well, until
+``timeout_s``. Resending is safe because robot requests carry a ``request_id`` and the ledger
+returns the stored result for a repeated one, so a request commits at most once however often
+it is sent. The transport sits behind :class:`ClientTransport` (ZeroMQ DEALER sockets by
+default), so another transport, such as the mesh, can carry the same messages.
+
+A client is not thread-safe; use it from one thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import time
+from typing import Protocol, Sequence
+
+import zmq
+
+from mapl_robotics.coordination.ledger_state import FencingToken
+from mapl_robotics.coordination.protocol import decode, encode, public_key_of, sign_request
+from mapl_robotics.errors import (LedgerError, LedgerRequestError, LedgerUnavailableError,
+                                  NotAuthorizedError)
+from mapl_robotics.geometry.trajectory import Trajectory
+
+__all__ = ['ClientTransport', 'ZmqClientTransport', 'LedgerClient', 'CommitResult',
+           'RobotView', 'TurnView', 'LedgerView']
+
+logger = logging.getLogger(__name__)
+
+
+class ClientTransport(Protocol):
+    """Carries request and reply frames between a client and ledger nodes."""
+
+    def send(self, address: str, request_id: bytes, payload: bytes) -> None:
+        """Queue one request to the node at ``address``; never blocks for long."""
+
+    def receive(self, timeout_s: float) -> tuple[str, bytes, bytes] | None:
+        """Return ``(address, request_id, payload)`` of the next reply, or None on timeout."""
+
+    def close(self) -> None:
+        """Close every socket."""
+
+
+class ZmqClientTransport:
+    """One ZeroMQ DEALER socket per node address."""
+
+    def __init__(self, *, context: zmq.Context | None = None) -> None:
+        self._context = context or zmq.Context.instance()
+        self._sockets: dict[str, zmq.Socket] = {}
+        self._addresses: dict[zmq.Socket, str] = {}
+        self._poller = zmq.Poller()
+
+    def _socket(self, address: str) -> zmq.Socket:
+        socket = self._sockets.get(address)
+        if socket is None:
+            socket = self._context.socket(zmq.DEALER)
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.setsockopt(zmq.SNDHWM, 1000)
+            socket.setsockopt(zmq.IMMEDIATE, 1)
+            socket.connect(f'tcp://{address}')
+            self._sockets[address] = socket
+            self._addresses[socket] = address
+            self._poller.register(socket, zmq.POLLIN)
+        return socket
+
+    def send(self, address: str, request_id: bytes, payload: bytes) -> None:
+        try:
+            self._socket(address).send_multipart([request_id, payload], zmq.NOBLOCK)
+        except zmq.Again:
+            # IMMEDIATE drops the message when the node is not connected; the caller's
+            # timeout then moves on to the next node.
+            pass
+
+    def receive(self, timeout_s: float) -> tuple[str, bytes, bytes] | None:
+        events = self._poller.poll(max(0, int(timeout_s * 1000)))
+        for socket, _ in events:
+            frames = socket.recv_multipart()
+            if len(frames) == 2:
+                return self._addresses[socket], frames[0], frames[1]
+        return None
+
+    def close(self) -> None:
+        for socket in self._sockets.values():
+            self._poller.unregister(socket)
+            socket.close(0)
+        self._sockets.clear()
+        self._addresses.clear()
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitResult:
+    """Outcome of a robot request: committed, rejected (with conflicts) or ok (no change)."""
+
+    status: str
+    op: str
+    robot_id: str
+    version: int
+    token: FencingToken | None
+    trajectory: Trajectory | None
+    conflicts: tuple[str, ...]
+    reason: str
+    message: str
+
+    @property
+    def committed(self) -> bool:
+        return self.status in ('committed', 'ok')
+
+
+@dataclasses.dataclass(frozen=True)
+class RobotView:
+    """A robot as a quorum read saw it."""
+
+    robot_id: str
+    radius_m: float
+    max_speed_mps: float
+    status: str
+    version: int
+    token: FencingToken
+    trajectory: Trajectory
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnView:
+    """The robot holding the turn, the plan it waits for, and who must clear the way."""
+
+    holder: str
+    wish: Trajectory
+    must_yield: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class LedgerView:
+    """Committed state at one log position, from a read that went through the Raft log."""
+
+    token: FencingToken
+    version: int
+    fleet_time_s: float
+    clearance_m: float
+    robots: dict[str, RobotView]
+    turn: TurnView | None
+
+    def committed(self, *, exclude: str | None = None) -> dict[str, tuple[Trajectory, float]]:
+        """Return ``{robot_id: (trajectory, radius_m)}`` for the planner and conflict checks."""
+        return {robot_id: (view.trajectory, view.radius_m)
+                for robot_id, view in self.robots.items() if robot_id != exclude}
+
+
+_ERRORS = {'not_authorized': NotAuthorizedError, 'malformed': LedgerRequestError}
+
+
+def _raise_for(reply: dict) -> None:
+    if reply.get('status') == 'error':
+        error_class = _ERRORS.get(reply.get('reason'), LedgerError)
+        raise error_class(reply.get('message') or f'ledger error {reply.get("reason")}')
+
+
+class LedgerClient:
+    """Client of a ledger cluster, optionally acting for one robot (see the module doc)."""
+
+    def __init__(self, addresses: Sequence[str], *, robot_id: str | None = None,
+                 private_key: bytes | None = None, timeout_s: float = 1.0,
+                 attempt_timeout_s: float = 0.3, transport: ClientTransport | None = None,
+                 first_request_id: int | None = None) -> None:
+        if not addresses:
+            raise LedgerError('a ledger client needs at least one node client address')
+        self.addresses = list(addresses)
+        self.robot_id = robot_id
+        self._private_key = private_key
+        self.public_key = public_key_of(private_key) if private_key is not None else None
+        self.timeout_s = timeout_s
+        self.attempt_timeout_s = attempt_timeout_s
+        self._transport = transport or ZmqClientTransport()
+        # Request ids grow across restarts of the agent, because the ledger rejects a request
+        # id below the last one it saw from the robot.
+        self._next_request_id = (first_request_id if first_request_id is not None
+                                 else time.time_ns() // 1000)
+        self._rids = (f'{os.getpid()}-{id(self)}-{n}'.encode() for n in itertools.count())
+        self._preferred = 0
+        self._view: LedgerView | None = None
+
+    def __enter__(self) -> 'LedgerClient':
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # -- raw requests ---------------------------------------------------------------------------
+
+    def request(self, message: dict, *, timeout_s: float | None = None,
+                address: str | None = None) -> dict:
+        """Send ``message`` and return the first final reply; fail over between nodes.
+
+        A reply ``unavailable`` (no leader, leader changed) moves on to the next node. Raises
+        :class:`LedgerUnavailableError` when no final reply arrives within ``timeout_s``.
+        """
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        payload = encode(message)
+        rid = next(self._rids)
+        order = [address] if address is not None else (
+            self.addresses[self._preferred:] + self.addresses[:self._preferred])
+        attempt = 0
+        last_reason = 'no reply'
+        next_send = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise LedgerUnavailableError(
+                    f'no ledger node answered {message.get("op")!r} within {timeout_s} s '
+                    f'({last_reason}); tried {order}. Check that a quorum of nodes runs')
+            if now >= next_send:
+                target = order[attempt % len(order)]
+                self._transport.send(target, rid, payload)
+                attempt += 1
+                next_send = now + self.attempt_timeout_s
+            received = self._transport.receive(min(next_send, deadline) - time.monotonic())
+            if received is None:
+                continue
+            source, reply_rid, reply_payload = received
+            if reply_rid != rid:
+                continue  # a late reply to an earlier request
+            reply = decode(reply_payload)
+            if reply.get('status') == 'error' and reply.get('reason') == 'unavailable':
+                last_reason = reply.get('message', 'unavailable')
+                next_send = min(next_send, time.monotonic() + 0.02)
+                continue
+            if source in self.addresses and address is None:
+                self._preferred = self.addresses.index(source)
+            return reply
+
+    def status(self, address: str, *, timeout_s: float | None = None) -> dict:
+        """Return the Raft status of the node whose client address is ``address``."""
+        return self.request({'op': 'status'}, address=address, timeout_s=timeout_s)
+
+    # -- robot operations -----------------------------------------------------------------------
+
+    def _signed(self, op: str, now_s: float, **fields) -> dict:
+        if self.robot_id is None or self._private_key is None:
+            raise NotAuthorizedError(f'{op} needs a client created with robot_id and '
+                                     'private_key')
+        self._next_request_id += 1
+        request = {'op': op, 'robot_id': self.robot_id, 'request_id': self._next_request_id,
+                   'now_s': float(now_s), **fields}
+        return sign_request(request, self._private_key)
+
+    @staticmethod
+    def _result(reply: dict) -> CommitResult:
+        _raise_for(reply)
+        token = reply.get('token')
+        rows = reply.get('trajectory')
+        return CommitResult(status=reply['status'], op=reply.get('op', ''),
+                            robot_id=reply.get('robot_id', ''),
+                            version=int(reply.get('version', 0)),
+                            token=FencingToken.from_list(token) if token else None,
+                            trajectory=Trajectory.from_list(rows) if rows else None,
+                            conflicts=tuple(reply.get('conflicts') or ()),
+                            reason=reply.get('reason', ''), message=reply.get('message', ''))
+
+    def register(self, *, radius_m: float, max_speed_mps: float,
+                 pose: tuple[float, float, float], now_s: float,
+                 timeout_s: float | None = None) -> CommitResult:
+        """Register this robot with a stationary hold at ``pose`` (x_m, y_m, yaw_rad)."""
+        request = self._signed('register', now_s, radius_m=float(radius_m),
+                               max_speed_mps=float(max_speed_mps), public_key=self.public_key,
+                               pose=[float(value) for value in pose])
+        return self._result(self.request(request, timeout_s=timeout_s))
+
+    def propose(self, trajectory: Trajectory, *, base_version: int, now_s: float,
+                potential_improvement_s: float = 0.0,
+                timeout_s: float | None = None) -> CommitResult:
+        """Propose a trajectory that starts at the robot's committed position at its start."""
+        request = self._signed('propose', now_s, trajectory=trajectory.to_list(),
+                               base_version=int(base_version),
+                               potential_improvement_s=float(potential_improvement_s))
+        return self._result(self.request(request, timeout_s=timeout_s))
+
+    def park(self, *, now_s: float, timeout_s: float | None = None) -> CommitResult:
+        """Mark this robot parked at the end of its committed trajectory."""
+        return self._result(self.request(self._signed('park', now_s), timeout_s=timeout_s))
+
+    def deregister(self, *, now_s: float, timeout_s: float | None = None) -> CommitResult:
+        """Remove this robot and its occupancy; only once it stands still."""
+        return self._result(self.request(self._signed('deregister', now_s),
+                                         timeout_s=timeout_s))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def read(self, *, timeout_s: float | None = None, full: bool = False) -> LedgerView:
+        """Return the committed state through a Raft log entry (a linearizable read).
+
+        Only robots changed since the previous read are transferred; ``full`` fetches all.
+        """
+        since = 0 if full or self._view is None else self._view.version
+        reply = self.request({'op': 'read', 'since_version': since}, timeout_s=timeout_s)
+        _raise_for(reply)
+        robots = {} if since == 0 else dict(self._view.robots)
+        for robot_id, data in reply['robots'].items():
+            robots[robot_id] = RobotView(
+                robot_id=robot_id, radius_m=data['radius_m'],
+                max_speed_mps=data['max_speed_mps'], status=data['status'],
+                version=data['version'], token=FencingToken.from_list(data['token']),
+                trajectory=Trajectory.from_list(data['trajectory']))
+        present = set(reply['robot_ids'])
+        robots = {robot_id: view for robot_id, view in robots.items() if robot_id in present}
+        turn = None
+        if reply.get('turn'):
+            turn = TurnView(holder=reply['turn']['holder'],
+                            wish=Trajectory.from_list(reply['turn']['wish']),
+                            must_yield=tuple(reply['turn']['must_yield']))
+        self._view = LedgerView(token=FencingToken.from_list(reply['token']),
+                                version=reply['version'], fleet_time_s=reply['fleet_time_s'],
+                                clearance_m=reply['clearance_m'], robots=robots, turn=turn)
+        return self._view
+
+    def history(self, address: str, *, timeout_s: float | None = None) -> dict:
+        """Return one node's local commit history (for audits; not a quorum read)."""
+        reply = self.request({'op': 'history'}, address=address, timeout_s=timeout_s)
+        _raise_for(reply)
+        return reply
