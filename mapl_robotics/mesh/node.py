@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -66,6 +67,7 @@ class MeshNode:
             on_peer_state=self._peer_state)
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._batch = threading.local()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -179,6 +181,7 @@ class MeshNode:
         """Send the same message to every peer (or to ``peer_ids``); return futures by peer."""
         targets = list(self.peers if peer_ids is None else peer_ids)
         futures = {}
+        commands = []
         payload_bytes = None
         for peer_id in targets:
             with self._peer_lock:
@@ -188,9 +191,14 @@ class MeshNode:
             command = self._build_command(peer_id, kind, payload, priority, deadline_s,
                                           payload_bytes=payload_bytes)
             payload_bytes = command.payload_bytes
-            self._engine.commands.append(command)
+            commands.append(command)
             futures[peer_id] = command.future
-        self._engine.wake()
+        pending = getattr(self._batch, 'commands', None)
+        if pending is not None:
+            pending.extend(commands)
+        else:
+            self._engine.commands.extend(commands)
+            self._engine.wake()
         return futures
 
     def _build_command(self, peer_id: str, kind: str, payload: Any, priority: Priority,
@@ -216,8 +224,27 @@ class MeshNode:
                            deadline_s=now_s + deadline_s, created_s=now_s, future=Future())
 
     def _command(self, command) -> None:
+        pending = getattr(self._batch, 'commands', None)
+        if pending is not None:
+            pending.append(command)
+            return
         self._engine.commands.append(command)
         self._engine.wake()
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Hand every send made inside the block to the I/O thread at once, on exit.
+
+        The I/O thread then sees them in one iteration, so priorities decide the order on the
+        wire (an emergency stop queued after plans still goes first).
+        """
+        self._batch.commands = []
+        try:
+            yield self
+        finally:
+            commands, self._batch.commands = self._batch.commands, None
+            self._engine.commands.extend(commands)
+            self._engine.wake()
 
     # ----------------------------------------------------------------- receiving
 
