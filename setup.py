@@ -6,13 +6,18 @@ import os
 from setuptools import find_packages, setup
 
 PACKAGE_NAME = 'mapl_robotics'
+# setuptools reads data_files relative to this folder, whatever the current directory is.
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def data_tree(folder):
     """Return data_files entries that install ``folder`` under share/mapl_robotics/."""
     entries = {}
-    for path in glob.glob(os.path.join(folder, '**', '*'), recursive=True):
-        if os.path.isfile(path) and '__pycache__' not in path:
+    for path in sorted(glob.glob(os.path.join(folder, '**', '*'), root_dir=HERE,
+                                 recursive=True)):
+        if '__pycache__' in path or path.endswith('.pyc'):
+            continue
+        if os.path.isfile(os.path.join(HERE, path)):
             target = os.path.join('share', PACKAGE_NAME, os.path.dirname(path))
             entries.setdefault(target, []).append(path)
     return sorted(entries.items())
@@ -34,7 +39,7 @@ setup(
     name=PACKAGE_NAME,
     version='0.1.0',
     packages=find_packages(exclude=['tests', 'tests.*', 'bench']),
-    package_data={PACKAGE_NAME: ['py.typed', 'data/*']},
+    package_data={PACKAGE_NAME: ['py.typed']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
         ('share/' + PACKAGE_NAME, ['package.xml']),
