@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mapl_robotics.geometry import World
@@ -9,6 +10,8 @@ from mapl_robotics.geometry import World
 __all__ = ['load_node_world', 'load_optional_spec']
 
 _DEFAULT_MAP = 'maps/ros/turtlebot3_world.yaml'
+
+_LOG = logging.getLogger(__name__)
 
 
 def load_optional_spec(spec_file: str):
@@ -30,11 +33,13 @@ def load_node_world(map_yaml: str, *, cell_size_m: float, spec=None) -> World:
     from mapl_robotics.resources import bundled_path
     if not map_yaml:
         if spec is not None and spec.map is not None:
+            _LOG.info('loading map %s from the fleet spec', spec.map.path)
             return spec.load_world()
-        return load_map(bundled_path(_DEFAULT_MAP))
+        map_yaml = _DEFAULT_MAP
     path = Path(map_yaml)
     if not path.is_absolute() and not path.exists():
         path = bundled_path(map_yaml)
+    _LOG.info('loading map %s', path)
     if spec is not None and spec.map is not None and spec.map.cell_size_m is not None:
         cell_size_m = spec.map.cell_size_m
     if path.suffix == '.map':

@@ -19,13 +19,14 @@ __all__ = ['NodeProcess', 'Probe', 'node_command']
 class NodeProcess:
     """A node started in its own process, with its output in a file."""
 
-    def __init__(self, command: list[str], *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, command: list[str], *, env: dict[str, str], log_path: Path,
+                 cwd: Path | None = None) -> None:
         self.command = command
         self.log_path = log_path
         self._log = open(log_path, 'wb')
         self.process = subprocess.Popen(command, env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True, cwd=cwd)
 
     def output(self) -> str:
         self._log.flush()
