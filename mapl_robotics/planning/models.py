@@ -105,6 +105,8 @@ class PlannerSettings:
     :param algorithm: ``'rrt_connect'`` (bidirectional, fastest), ``'rrt'`` or ``'rrt_star'``
         (asymptotically optimal, rewires within ``rewire_radius_m``).
     :param step_size_m: longest tree edge added by one extension.
+    :param connect_batch: RRT-Connect samples per round; one collision-check call covers all
+        edges of a round.
     :param goal_bias: probability of sampling the goal instead of a random point (RRT, RRT*).
     :param time_budget_s: wall-clock budget of one geometric search.
     :param max_iterations: iteration budget of one geometric search.
@@ -131,14 +133,15 @@ class PlannerSettings:
     """
 
     algorithm: str = 'rrt_connect'
-    step_size_m: float = 3.0
+    step_size_m: float = 10.0
+    connect_batch: int = 8
     goal_bias: float = 0.05
     time_budget_s: float = 2.0
     max_iterations: int = 20_000
     rewire_radius_m: float = 5.0
     rrt_star_refine_iterations: int = 300
-    smoothing_iterations: int = 40
-    shortcut_batch: int = 16
+    smoothing_iterations: int = 8
+    shortcut_batch: int = 32
     sample_dt_s: float = 0.2
     corner_rule: str = 'stop'
     horizon_s: float = 120.0
@@ -152,6 +155,8 @@ class PlannerSettings:
                            _require_choice(owner, 'algorithm', self.algorithm, ALGORITHMS))
         object.__setattr__(self, 'step_size_m',
                            _require_number(owner, 'step_size_m', self.step_size_m))
+        object.__setattr__(self, 'connect_batch',
+                           _require_int(owner, 'connect_batch', self.connect_batch, minimum=1))
         goal_bias = _require_number(owner, 'goal_bias', self.goal_bias, inclusive=True)
         if goal_bias >= 1.0:
             raise PlannerConfigError(

@@ -23,6 +23,7 @@ import numpy as np
 from mapl_robotics.errors import (GoalInCollisionError, GoalUnreachableError,
                                   PlanningTimeoutError, StartInCollisionError)
 from mapl_robotics.geometry.world import CollisionChecker
+from mapl_robotics.planning.edges import edges_free
 from mapl_robotics.planning.models import PlannerSettings
 from mapl_robotics.planning.reachability import reachability_grid
 from mapl_robotics.planning.smoothing import path_length_m, shortcut_smooth
@@ -34,8 +35,6 @@ _LOG = logging.getLogger(__name__)
 
 # Random points are drawn in blocks to keep the per-iteration Python overhead low.
 _SAMPLE_BLOCK = 256
-# Upper bound on the prefixes checked by one RRT-Connect connection attempt.
-_MAX_CONNECT_PREFIXES = 64
 # RRT collects goal-connection attempts and checks them together after this many.
 _GOAL_BATCH = 8
 
@@ -88,6 +87,10 @@ class _Sampler:
         self._next += 1
         return point, coin
 
+    def draw_many(self, count: int) -> np.ndarray:
+        """Return ``count`` random points."""
+        return self._low + self._rng.random((count, 2)) * self._span
+
 
 def _steer(from_xy: np.ndarray, to_xy: np.ndarray, step_m: float) -> np.ndarray:
     delta = to_xy - from_xy
@@ -116,32 +119,6 @@ def validate_endpoints(checker: CollisionChecker, start_xy_m, goal_xy_m
     return start, goal
 
 
-def _connect(tree: SearchTree, target: np.ndarray, checker: CollisionChecker,
-             step_m: float) -> tuple[int, bool]:
-    """Grow ``tree`` straight towards ``target`` as far as the edge stays free.
-
-    All prefixes of the straight edge (one per ``step_m``) are checked in one call, and the
-    longest free prefix becomes a single new edge. Returns the index of the node closest to
-    the target (a new node or the nearest old one) and whether it reached the target.
-    """
-    nearest = tree.nearest(target)
-    origin = tree.xy_m[nearest]
-    distance_m = float(np.hypot(*(target - origin)))
-    if distance_m == 0.0:
-        return nearest, True
-    steps = min(max(int(math.ceil(distance_m / step_m)), 1), _MAX_CONNECT_PREFIXES)
-    fractions = np.arange(1, steps + 1) / steps
-    ends = origin + fractions[:, None] * (target - origin)
-    free = checker.segments_free(np.broadcast_to(origin, ends.shape), ends)
-    # Prefixes of a free edge are free, so the free ones form a leading run.
-    blocked = np.flatnonzero(~free)
-    reach = steps if blocked.size == 0 else int(blocked[0])
-    if reach == 0:
-        return nearest, False
-    new_node = tree.add(ends[reach - 1] if reach < steps else target.copy(), nearest)
-    return new_node, reach == steps
-
-
 def _join(start_tree: SearchTree, start_node: int, goal_tree: SearchTree,
           goal_node: int) -> np.ndarray:
     start_half = start_tree.path_to_root(start_node)[::-1]
@@ -168,31 +145,75 @@ class _Budget:
         return time.perf_counter() - self.started_s
 
 
+def _nearest_many(tree: SearchTree, points: np.ndarray) -> np.ndarray:
+    nodes = tree.nodes_xy_m
+    delta = points[:, None, :] - nodes[None, :, :]
+    return np.argmin(np.einsum('kni,kni->kn', delta, delta), axis=1)
+
+
+def _steer_many(from_xy: np.ndarray, to_xy: np.ndarray, step_m: float) -> np.ndarray:
+    delta = to_xy - from_xy
+    distance = np.hypot(delta[:, 0], delta[:, 1])
+    with np.errstate(invalid='ignore', divide='ignore'):
+        scale = np.where(distance > step_m, step_m / distance, 1.0)
+    return from_xy + delta * scale[:, None]
+
+
 def _rrt_connect(checker, start, goal, settings, rng, budget):
+    """Bidirectional RRT with greedy connection, in batched rounds.
+
+    Each round draws ``settings.connect_batch`` samples. For every sample the active tree
+    extends towards it by at most ``step_size_m``; the other tree tries to join the new node
+    with one whole straight edge and, failing that, grows one step towards it. All of a
+    round's edges (extensions, joins, steps) go to the checker in one call, and the trees swap
+    roles after each round. With a batch of 1 this is the classic RRT-Connect with a
+    one-step connect.
+    """
     sampler = _Sampler(checker, rng)
     tree_a = SearchTree(start)
     tree_b = SearchTree(goal)
     a_is_start = True
     step_m = settings.step_size_m
-    for iteration in range(1, budget.max_iterations + 1):
+    batch = settings.connect_batch
+    iterations = 0
+    while iterations < budget.max_iterations:
         if budget.expired():
-            return None, iteration, tree_a.count + tree_b.count
-        sample, _ = sampler.draw()
-        nearest = tree_a.nearest(sample)
-        new_xy = _steer(tree_a.xy_m[nearest], sample, step_m)
-        if not checker.segments_free(tree_a.xy_m[nearest][None, :], new_xy[None, :])[0]:
-            tree_a, tree_b, a_is_start = tree_b, tree_a, not a_is_start
-            continue
-        new_node = tree_a.add(new_xy, nearest)
-        reached_node, reached = _connect(tree_b, tree_a.xy_m[new_node], checker, step_m)
-        if reached:
+            break
+        count = min(batch, budget.max_iterations - iterations)
+        iterations += count
+        samples = sampler.draw_many(count)
+        near_a = _nearest_many(tree_a, samples)
+        from_a = tree_a.xy_m[near_a]
+        new = _steer_many(from_a, samples, step_m)
+        near_b = _nearest_many(tree_b, new)
+        from_b = tree_b.xy_m[near_b]
+        step_b = _steer_many(from_b, new, step_m)
+        starts = np.concatenate([from_a, new, from_b])
+        ends = np.concatenate([new, from_b, step_b])
+        free = edges_free(checker, starts, ends)
+        extended = free[:count]
+        joined = extended & free[count:2 * count]
+        grown_b = free[2 * count:] & np.any(step_b != new, axis=1)
+        if np.any(joined):
+            candidates = np.flatnonzero(joined)
+            total = (tree_a.cost_m[near_a[candidates]]
+                     + np.linalg.norm(new[candidates] - from_a[candidates], axis=1)
+                     + np.linalg.norm(from_b[candidates] - new[candidates], axis=1)
+                     + tree_b.cost_m[near_b[candidates]])
+            best = int(candidates[int(np.argmin(total))])
+            node_a = tree_a.add(new[best], int(near_a[best]))
+            node_b = int(near_b[best])
             if a_is_start:
-                path = _join(tree_a, new_node, tree_b, reached_node)
+                path = _join(tree_a, node_a, tree_b, node_b)
             else:
-                path = _join(tree_b, reached_node, tree_a, new_node)
-            return path, iteration, tree_a.count + tree_b.count
+                path = _join(tree_b, node_b, tree_a, node_a)
+            return path, iterations, tree_a.count + tree_b.count
+        for index in np.flatnonzero(extended).tolist():
+            tree_a.add(new[index], int(near_a[index]))
+        for index in np.flatnonzero(grown_b).tolist():
+            tree_b.add(step_b[index], int(near_b[index]))
         tree_a, tree_b, a_is_start = tree_b, tree_a, not a_is_start
-    return None, budget.max_iterations, tree_a.count + tree_b.count
+    return None, iterations, tree_a.count + tree_b.count
 
 
 def _rrt(checker, start, goal, settings, rng, budget):
