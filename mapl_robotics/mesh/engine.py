@@ -572,7 +572,10 @@ class Engine:
                 self._advance(stream, packet.sender, lane, floor, acked)
             elif stream is None:
                 self._inbound_stream(packet.sender, packet.session, lane, floors)
+        # Heartbeats are the breaker's probes: once the cooldown is over, a heartbeat from
+        # the peer closes the breaker.
         breaker = self.breakers[packet.sender]
+        breaker.allows_send(now_s)
         if breaker.state is BreakerState.HALF_OPEN and breaker.record_success():
             self.metrics.count('breaker_closed')
             _log.info('circuit breaker for peer %s closed after a probe', packet.sender)
