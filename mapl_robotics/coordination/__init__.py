@@ -5,6 +5,7 @@ trajectory, so no two committed plans ever conflict. See the Coordination sectio
 docs/architecture.md.
 """
 
+from mapl_robotics.coordination.agent import AgentSettings, AgentStep, RobotAgent
 from mapl_robotics.coordination.client import (ClientTransport, CommitResult, LedgerClient,
                                                LedgerView, RobotView, TurnView,
                                                ZmqClientTransport)
@@ -16,6 +17,8 @@ from mapl_robotics.coordination.protocol import generate_key_pair, public_key_of
 from mapl_robotics.coordination.settings import LedgerSettings
 
 __all__ = [
+    'AgentSettings',
+    'AgentStep',
     'ClientTransport',
     'CommitRecord',
     'CommitResult',
@@ -27,6 +30,7 @@ __all__ = [
     'LedgerState',
     'LedgerView',
     'LocalCluster',
+    'RobotAgent',
     'RobotView',
     'TurnView',
     'ZmqClientTransport',

@@ -1,0 +1,494 @@
+"""The per-robot agent loop: plan locally, propose to the ledger, execute only committed plans.
+
+A :class:`RobotAgent` registers its robot (which commits a stationary hold at the start pose),
+then repeats: read the committed set through the ledger leader, plan from the robot's
+committed position ``commit_lead_s`` ahead against the committed trajectories and the
+predicted moving obstacles, propose, and on rejection retry with exponential backoff. The
+robot always tracks its committed trajectory and nothing else, so when it cannot get a new
+commit or loses the ledger it follows its last commit to its end and holds there, which is
+exactly the occupancy every other robot plans around. At its goal it parks.
+
+Turns: when planning against the committed set fails, the agent plans ignoring other robots
+and proposes that plan anyway; the ledger rejects it and records it as the robot's wish (see
+:mod:`mapl_robotics.coordination.priorities`). A robot asked to yield plans around the wish of
+the turn holder.
+
+Two ways to drive an agent:
+
+* ``step(now_s)`` from a simulator clock: never blocks; ledger and planning work runs on one
+  worker thread. ``AgentStep.pending_until_s`` is the fleet time the simulator must not pass
+  before the pending proposal is answered (call :meth:`wait_idle`), because the proposal
+  starts at that time.
+* :meth:`run` in its own process on the wall clock.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import math
+import threading
+import time
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from mapl_robotics.coordination.client import CommitResult, LedgerClient, LedgerView
+from mapl_robotics.coordination.ledger_state import FencingToken
+from mapl_robotics.errors import LedgerError, LedgerUnavailableError, PlanningError
+from mapl_robotics.geometry.conflicts import find_conflict
+from mapl_robotics.geometry.obstacles import MovingObstacle
+from mapl_robotics.geometry.trajectory import Trajectory
+from mapl_robotics.geometry.world import World
+
+__all__ = ['AgentSettings', 'AgentStep', 'RobotAgent', 'AGENT_STATUSES']
+
+logger = logging.getLogger(__name__)
+
+AGENT_STATUSES = ('registering', 'planning', 'executing', 'holding', 'parked', 'failed')
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSettings:
+    """Timing and retry limits of the agent loop."""
+
+    commit_lead_s: float = 0.6
+    """A new plan starts this long after the time it is proposed; it covers planning, the
+    commit round trip and a leader failover (at most about 0.55 s with the default Raft
+    timeouts)."""
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 2.0
+    max_attempts: int = 500
+    """Proposals per goal before the agent gives up and holds (status ``failed``)."""
+    refresh_period_s: float = 0.5
+    """Period of quorum reads while executing, to learn yield requests and missed commits."""
+    obstacle_deviation_m: float = 0.3
+    """Distance between a moving obstacle's observed and predicted position that triggers a
+    replan."""
+    goal_tolerance_m: float = 0.05
+    ledger_timeout_s: float = 1.0
+    clearance_m: float | None = None
+    """Clearance used when planning; None uses the ledger's clearance."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentStep:
+    """What the agent decided at one step: the committed trajectory to track and why."""
+
+    status: str
+    trajectory: Trajectory | None
+    token: FencingToken | None
+    pending_until_s: float | None
+    replans: int
+    message: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class _JobResult:
+    kind: str
+    result: CommitResult | None = None
+    view: LedgerView | None = None
+    error: str = ''
+    proposed: Trajectory | None = None
+
+
+class RobotAgent:
+    """One robot's agent; see the module docstring for the loop and the two drive modes."""
+
+    def __init__(self, robot_id: str, *, robot, world: World,
+                 start_pose: Sequence[float], goal_xy_m: Sequence[float],
+                 client: LedgerClient, rng: np.random.Generator,
+                 settings: AgentSettings | None = None, planner_settings=None,
+                 moving_obstacles: Iterable[MovingObstacle] = ()) -> None:
+        self.robot_id = robot_id
+        self.robot = robot
+        self.world = world
+        self.start_pose = tuple(float(value) for value in start_pose)
+        self.goal_xy_m = np.asarray(goal_xy_m, dtype=float)
+        self.client = client
+        self.rng = rng
+        self.settings = settings or AgentSettings()
+        self.planner_settings = planner_settings
+        self._obstacles: dict[str, MovingObstacle] = {o.obstacle_id: o for o in moving_obstacles}
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f'agent-{robot_id}')
+        self._future: concurrent.futures.Future | None = None
+        self._pending_until_s: float | None = None
+        self._lock = threading.Lock()
+        self.status = 'registering'
+        self.trajectory: Trajectory | None = None
+        self.token: FencingToken | None = None
+        self.view: LedgerView | None = None
+        self.replans = 0
+        self.attempts = 0
+        self.rejections = 0
+        self._backoff_s = self.settings.backoff_initial_s
+        self._next_attempt_s = -math.inf
+        self._next_refresh_s = -math.inf
+        self._replan_requested = False
+        self._now_s = 0.0
+        self._message = ''
+        self._warned = 0
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def set_goal(self, goal_xy_m: Sequence[float]) -> None:
+        """Give the robot a new goal; it replans at its next step."""
+        self.goal_xy_m = np.asarray(goal_xy_m, dtype=float)
+        self.attempts = 0
+        self._replan_requested = True
+        if self.status in ('parked', 'failed'):
+            self.status = 'holding'
+
+    def observe_obstacles(self, obstacles: Iterable[MovingObstacle], *, now_s: float) -> bool:
+        """Update moving-obstacle models; return True if one departed from its prediction.
+
+        A departure (observed position farther than ``obstacle_deviation_m`` from where the
+        previous model put it at ``now_s``), or a new obstacle, requests a replan.
+        """
+        departed = False
+        with self._lock:
+            for obstacle in obstacles:
+                previous = self._obstacles.get(obstacle.obstacle_id)
+                if previous is None:
+                    departed = True
+                else:
+                    error_m = float(np.linalg.norm(previous.position_at(now_s)
+                                                   - obstacle.position_at(now_s)))
+                    departed = departed or error_m > self.settings.obstacle_deviation_m
+                self._obstacles[obstacle.obstacle_id] = obstacle
+        if departed:
+            self._replan_requested = True
+            self._next_attempt_s = -math.inf
+        return departed
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Whether ledger or planning work is running on the worker thread."""
+        return self._future is not None and not self._future.done()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until the worker thread is idle; return False on timeout."""
+        future = self._future
+        if future is None:
+            return True
+        try:
+            future.exception(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
+
+    def _at_goal(self, trajectory: Trajectory | None) -> bool:
+        return trajectory is not None and float(np.linalg.norm(
+            trajectory.end_xy_m - self.goal_xy_m)) <= self.settings.goal_tolerance_m
+
+    def _snapshot(self) -> AgentStep:
+        return AgentStep(status=self.status, trajectory=self.trajectory, token=self.token,
+                         pending_until_s=self._pending_until_s if self.busy else None,
+                         replans=self.replans, message=self._message)
+
+    def _submit(self, job: Callable[[], _JobResult], *, pending_until_s: float | None) -> None:
+        self._pending_until_s = pending_until_s
+        self._future = self._executor.submit(job)
+
+    # -- the step -------------------------------------------------------------------------------
+
+    def step(self, now_s: float) -> AgentStep:
+        """Advance the agent to fleet time ``now_s`` without blocking; see the module doc."""
+        self._now_s = float(now_s)
+        if self._future is not None and self._future.done():
+            future, self._future = self._future, None
+            try:
+                self._handle(future.result(), now_s)
+            except Exception as error:  # noqa: BLE001 - the worker must never kill the agent
+                logger.exception('agent %s: worker job failed', self.robot_id)
+                self._message = f'worker job failed: {error}'
+                self._back_off(now_s)
+        if self._future is None:
+            self._schedule(now_s)
+        if self.trajectory is not None and self.status == 'executing' \
+                and now_s >= self.trajectory.end_time_s and not self._at_goal(self.trajectory):
+            self.status = 'holding'
+        return self._snapshot()
+
+    def _schedule(self, now_s: float) -> None:
+        if self.status == 'registering':
+            if now_s >= self._next_attempt_s:
+                self._submit(lambda: self._job_register(now_s), pending_until_s=None)
+            return
+        if self.status == 'failed':
+            return
+        yield_requested = (self.view is not None and self.view.turn is not None
+                           and self.robot_id in self.view.turn.must_yield
+                           and self.view.turn.holder != self.robot_id)
+        needs_plan = (not self._at_goal(self.trajectory) or self._replan_requested
+                      or yield_requested)
+        if self.status == 'parked' and not (self._replan_requested or yield_requested):
+            return
+        if needs_plan and now_s >= self._next_attempt_s:
+            if self.attempts >= self.settings.max_attempts:
+                self.status = 'failed'
+                self._message = (f'gave up after {self.attempts} proposals; holding at the end '
+                                 'of the committed trajectory')
+                logger.error('agent %s: %s', self.robot_id, self._message)
+                return
+            t0 = now_s + self.settings.commit_lead_s
+            self._replan_requested = False
+            if self.status == 'parked':
+                self.status = 'planning'
+            self._submit(lambda: self._job_plan_and_propose(now_s, t0, yield_requested),
+                         pending_until_s=t0)
+            return
+        if self._at_goal(self.trajectory) and self.trajectory is not None \
+                and now_s >= self.trajectory.end_time_s and self.status != 'parked':
+            self._submit(lambda: self._job_park(now_s), pending_until_s=None)
+            return
+        if now_s >= self._next_refresh_s:
+            self._next_refresh_s = now_s + self.settings.refresh_period_s
+            self._submit(self._job_read, pending_until_s=None)
+
+    def _back_off(self, now_s: float) -> None:
+        jitter = 1.0 + 0.5 * float(self.rng.random())
+        self._next_attempt_s = now_s + self._backoff_s * jitter
+        self._backoff_s = min(self._backoff_s * 2.0, self.settings.backoff_max_s)
+
+    def _adopt(self, trajectory: Trajectory, token: FencingToken) -> None:
+        self.trajectory = trajectory
+        self.token = token
+
+    def _handle(self, outcome: _JobResult, now_s: float) -> None:
+        if outcome.view is not None:
+            self.view = outcome.view
+            own = outcome.view.robots.get(self.robot_id)
+            # Fencing: execute only the plan whose token the ledger holds for this robot now.
+            if own is not None and own.token != self.token:
+                if self.token is not None:
+                    logger.warning('agent %s: ledger holds plan %s, not %s; switching to it',
+                                   self.robot_id, own.token, self.token)
+                self._adopt(own.trajectory, own.token)
+        if outcome.kind == 'unavailable':
+            self._message = outcome.error
+            self._warned += 1
+            if self._warned <= 5 or self._warned % 100 == 0:
+                logger.warning('agent %s: ledger unavailable, holding to the committed plan: %s',
+                               self.robot_id, outcome.error)
+            if self.status not in ('registering', 'parked'):
+                self.status = 'holding'
+            self._back_off(now_s)
+            return
+        if outcome.kind == 'planning_failed':
+            self._message = outcome.error
+            self._back_off(now_s)
+            if self.status != 'parked':
+                self.status = 'holding' if self.trajectory is not None else self.status
+            return
+        if outcome.kind in ('read', 'no_change'):
+            return
+        result = outcome.result
+        if result is None:
+            return
+        if outcome.kind == 'register':
+            if result.committed and result.trajectory is not None:
+                self._adopt(result.trajectory, result.token)
+                self.status = 'holding'
+                self._next_attempt_s = -math.inf
+            else:
+                self._message = result.message
+                self._back_off(now_s)
+            return
+        if outcome.kind == 'park':
+            if result.committed:
+                self.status = 'parked'
+                self._adopt(result.trajectory, result.token)
+            return
+        if outcome.kind == 'propose':
+            self.attempts += 1
+            if result.committed and result.trajectory is not None:
+                self._adopt(result.trajectory, result.token)
+                self.replans += 1
+                self.status = 'executing'
+                self._backoff_s = self.settings.backoff_initial_s
+                self._next_attempt_s = -math.inf
+                self._message = ''
+            else:
+                self.rejections += 1
+                self._message = result.message
+                self._back_off(now_s)
+
+    # -- worker jobs (one at a time, on the worker thread) -------------------------------------
+
+    def _job_register(self, now_s: float) -> _JobResult:
+        try:
+            result = self.client.register(radius_m=self.robot.radius_m,
+                                          max_speed_mps=self.robot.max_speed_mps,
+                                          pose=self.start_pose, now_s=now_s,
+                                          timeout_s=self.settings.ledger_timeout_s)
+        except LedgerUnavailableError as error:
+            return _JobResult('unavailable', error=str(error))
+        return _JobResult('register', result=result)
+
+    def _job_park(self, now_s: float) -> _JobResult:
+        try:
+            return _JobResult('park', result=self.client.park(
+                now_s=now_s, timeout_s=self.settings.ledger_timeout_s))
+        except LedgerUnavailableError as error:
+            return _JobResult('unavailable', error=str(error))
+        except LedgerError as error:
+            return _JobResult('planning_failed', error=str(error))
+
+    def _job_read(self) -> _JobResult:
+        try:
+            return _JobResult('read', view=self.client.read(
+                timeout_s=self.settings.ledger_timeout_s))
+        except LedgerUnavailableError as error:
+            return _JobResult('unavailable', error=str(error))
+
+    def _plan(self, start_xy, t0: float, committed, clearance_m: float, *,
+              goal_xy_m=None) -> Trajectory:
+        from mapl_robotics.planning import plan_trajectory
+        with self._lock:
+            obstacles = list(self._obstacles.values())
+        yaw = float(self.trajectory.yaw_at(t0)) if self.trajectory is not None else None
+        goal_xy_m = self.goal_xy_m if goal_xy_m is None else goal_xy_m
+        return plan_trajectory(self.world, self.robot, start_xy, goal_xy_m, t_start_s=t0,
+                               rng=self.rng, settings=self.planner_settings,
+                               moving_obstacles=obstacles, committed=committed,
+                               clearance_m=clearance_m, start_yaw_rad=yaw)
+
+    def _potential_improvement_s(self, plan: Trajectory) -> float:
+        """Seconds sooner the robot would arrive with ``plan`` than with its committed plan."""
+        if self.trajectory is None or not self._at_goal(self.trajectory):
+            return min(3600.0, plan.duration_s + 60.0)
+        return max(0.0, self.trajectory.end_time_s - plan.end_time_s)
+
+    def _job_plan_and_propose(self, now_s: float, t0: float, yielding: bool) -> _JobResult:
+        try:
+            view = self.client.read(timeout_s=self.settings.ledger_timeout_s)
+        except LedgerUnavailableError as error:
+            return _JobResult('unavailable', error=str(error))
+        own = view.robots.get(self.robot_id)
+        if own is None:
+            return _JobResult('unavailable', view=view,
+                              error=f'robot {self.robot_id} is not registered in the ledger')
+        committed = view.committed(exclude=self.robot_id)
+        if view.turn is not None and view.turn.holder != self.robot_id \
+                and view.turn.holder in view.robots:
+            # Plan around the turn holder's wish, as the ledger will check it.
+            committed[f'turn:{view.turn.holder}'] = (view.turn.wish,
+                                                     view.robots[view.turn.holder].radius_m)
+        clearance_m = (view.clearance_m if self.settings.clearance_m is None
+                       else max(self.settings.clearance_m, view.clearance_m))
+        start_xy = own.trajectory.position_at(t0)
+        # Plan with a little more clearance than the ledger checks, so that numerical
+        # differences between the planner's and the ledger's checks cannot reject the plan.
+        plan_clearance_m = clearance_m + 1e-3
+        try:
+            plan = self._plan(start_xy, t0, committed, plan_clearance_m)
+        except PlanningError as error:
+            if yielding:
+                plan = self._plan_aside(start_xy, t0, committed, plan_clearance_m)
+                if plan is None:
+                    return _JobResult('planning_failed', view=view, error=str(error))
+                return self._propose(plan, view, now_s, t0)
+            try:
+                # Claim the turn with a plan that ignores the other robots.
+                plan = self._plan(start_xy, t0, {}, plan_clearance_m)
+            except PlanningError as second_error:
+                return _JobResult('planning_failed', view=view, error=str(second_error))
+        return self._propose(plan, view, now_s, t0)
+
+    def _plan_aside(self, start_xy, t0: float, committed, clearance_m: float) -> Trajectory | None:
+        """Plan to a free spot nearby that clears the turn holder's wish, or return None.
+
+        A robot asked to yield whose goal is blocked (for example by the turn holder itself,
+        when two robots swap places) first moves out of the way; it plans to its goal again
+        once the holder has passed.
+        """
+        checker = self.world.checker(self.robot.radius_m)
+        x_min, y_min, x_max, y_max = self.world.bounds_m
+        reach_m = 4.0 * self.robot.radius_m
+        for _ in range(4):
+            candidates = start_xy + self.rng.uniform(-reach_m, reach_m, size=(16, 2))
+            candidates = candidates[(candidates[:, 0] > x_min) & (candidates[:, 0] < x_max)
+                                    & (candidates[:, 1] > y_min) & (candidates[:, 1] < y_max)]
+            if len(candidates):
+                candidates = candidates[checker.points_free(candidates)]
+            order = np.argsort(np.linalg.norm(candidates - start_xy, axis=1))
+            for goal_xy in candidates[order][:4]:
+                try:
+                    return self._plan(start_xy, t0, committed, clearance_m, goal_xy_m=goal_xy)
+                except PlanningError:
+                    continue
+            reach_m *= 2.0
+        return None
+
+    def _propose(self, plan: Trajectory, view: LedgerView, now_s: float, t0: float) -> _JobResult:
+        if self._now_s > t0:
+            return _JobResult('planning_failed', view=view,
+                              error=f'planning finished after the plan start t_s={t0}')
+        try:
+            result = self.client.propose(plan, base_version=view.version, now_s=now_s,
+                                         potential_improvement_s=self._potential_improvement_s(
+                                             plan),
+                                         timeout_s=self.settings.ledger_timeout_s)
+        except LedgerUnavailableError as error:
+            return self._resolve_unknown_outcome(plan, t0, str(error))
+        return _JobResult('propose', result=result, view=view, proposed=plan)
+
+    def _resolve_unknown_outcome(self, plan: Trajectory, t0: float, error: str) -> _JobResult:
+        """Find out from the ledger whether a proposal whose reply was lost committed."""
+        deadline = time.monotonic() + 5.0 * self.settings.ledger_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                view = self.client.read(timeout_s=self.settings.ledger_timeout_s)
+            except LedgerUnavailableError:
+                continue
+            # The ledger's answer wins either way: _handle adopts the plan it holds.
+            return _JobResult('no_change', view=view)
+        # NOTE: if the ledger stays unreachable past t0, the robot keeps its previous plan
+        # although the lost proposal may have committed; the ledger then believes the robot
+        # switched at t0. commit_lead_s larger than a failover keeps this window small.
+        return _JobResult('unavailable', error=f'{error}; outcome unknown')
+
+    # -- wall-clock mode ------------------------------------------------------------------------
+
+    def run(self, *, clock: Callable[[], float], stop_event: threading.Event | None = None,
+            period_s: float = 0.05, max_duration_s: float = 3600.0,
+            on_step: Callable[[AgentStep], None] | None = None) -> AgentStep:
+        """Drive the agent on ``clock`` (fleet time in seconds) until parked, failed, stopped
+        or ``max_duration_s`` passed; return the last step."""
+        stop_event = stop_event or threading.Event()
+        started = time.monotonic()
+        last = self.step(clock())
+        while not stop_event.is_set() and time.monotonic() - started < max_duration_s:
+            last = self.step(clock())
+            if on_step is not None:
+                on_step(last)
+            if last.status in ('parked', 'failed') and not self.busy:
+                break
+            stop_event.wait(period_s)
+        return last
+
+    def close(self) -> None:
+        """Stop the worker thread; the ledger client stays open (its owner closes it)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def conflicts_with_obstacles(self, *, now_s: float) -> list[str]:
+        """Return ids of moving obstacles whose prediction conflicts with the committed plan."""
+        if self.trajectory is None:
+            return []
+        with self._lock:
+            obstacles = list(self._obstacles.values())
+        found = []
+        end_s = max(self.trajectory.end_time_s, now_s) + 1.0
+        for obstacle in obstacles:
+            predicted = obstacle.predict(now_s, end_s)
+            if find_conflict(self.trajectory, self.robot.radius_m, predicted, obstacle.radius_m,
+                             t_start_s=now_s) is not None:
+                found.append(obstacle.obstacle_id)
+        return found
