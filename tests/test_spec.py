@@ -493,18 +493,49 @@ def test_robot_to_model():
 
 
 def test_planner_defaults_match_library():
-    import dataclasses
-
     from mapl_robotics.planning import PlannerSettings
     library = PlannerSettings()
     ours = load_spec(GIVEN_BLOCK).planner.to_settings()
-    for field in ('algorithm', 'step_size_m', 'goal_bias', 'time_budget_s', 'max_iterations',
-                  'smoothing_iterations', 'corner_rule', 'horizon_s', 'max_wait_s'):
-        assert getattr(ours, field) == getattr(library, field), field
-    assert dataclasses.replace(ours) == ours
+    assert ours == library
+
+
+def test_reference_page_planner_defaults():
+    from mapl_robotics.planning import PlannerSettings
+    from tests.conftest import REPO_ROOT
+    library = PlannerSettings()
+    text = (REPO_ROOT / 'docs' / 'spec.md').read_text(encoding='utf-8')
+    rows = {line.split('|')[1].strip(' `'): line.split('|')[3].strip(' `')
+            for line in text[text.index('## planner'):text.index('## consensus')].splitlines()
+            if line.startswith('| `')}
+    for key in ('algorithm', 'step_size_m', 'goal_bias', 'time_budget_s', 'max_iterations',
+                'smoothing_iterations', 'corner_rule', 'horizon_s', 'max_wait_s'):
+        value = getattr(library, key)
+        written = rows[key].removesuffix(' s')
+        if isinstance(value, str):
+            assert written == value, key
+        else:
+            assert float(written) == value, key
 
 
 def test_planner_settings_converted():
     settings = load_spec(full_document()).planner.to_settings()
     assert settings.algorithm == 'rrt_star'
     assert settings.step_size_m == 0.4
+
+
+def _keys_of(model) -> set[str]:
+    from mapl_robotics.spec.loading import _unwrap
+    keys = set()
+    for name, field in model.model_fields.items():
+        keys.add(field.alias or name)
+        for inner in _unwrap(field.annotation):
+            keys |= _keys_of(inner)
+    return keys
+
+
+def test_reference_page_lists_every_key():
+    from tests.conftest import REPO_ROOT
+    text = (REPO_ROOT / 'docs' / 'spec.md').read_text(encoding='utf-8')
+    missing = sorted(key for key in _keys_of(FleetSpec)
+                     if f'`{key}`' not in text and f'.{key}`' not in text)
+    assert missing == []

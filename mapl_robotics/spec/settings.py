@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -11,8 +11,7 @@ from pydantic_core import PydanticCustomError
 from mapl_robotics.spec.base import Identifier, Port, SpecModel
 from mapl_robotics.spec.units import Duration
 
-if TYPE_CHECKING:
-    from mapl_robotics.planning import PlannerSettings
+from mapl_robotics.planning.models import PlannerSettings
 
 __all__ = ['PlannerSpec', 'ConsensusSpec', 'MeshSpec', 'KillLeaderFault', 'KillAgentFault',
            'MessageLossFault', 'PartitionFault', 'FaultSpec', 'ScenarioSpec']
@@ -47,36 +46,41 @@ def _check_address(value: str) -> str:
 Address = Annotated[str, AfterValidator(_check_address)]
 
 
+# The planner section's defaults are the planning library's own, so the two cannot drift.
+_PLANNER_DEFAULTS = PlannerSettings()
+
+
 class PlannerSpec(SpecModel):
     """Settings of each robot's RRT-family planner."""
 
-    algorithm: Literal['rrt', 'rrt_connect', 'rrt_star'] = 'rrt_connect'
+    algorithm: Literal['rrt', 'rrt_connect', 'rrt_star'] = _PLANNER_DEFAULTS.algorithm
     """Planner: rrt, rrt_connect (bidirectional, fastest to a first path) or rrt_star
     (asymptotically optimal, uses the whole time budget)."""
 
-    step_size_m: float = Field(default=3.0, gt=0.0, le=100.0)
+    step_size_m: float = Field(default=_PLANNER_DEFAULTS.step_size_m, gt=0.0, le=100.0)
     """Longest tree edge added by one extension, in metres."""
 
-    goal_bias: float = Field(default=0.05, ge=0.0, lt=1.0)
+    goal_bias: float = Field(default=_PLANNER_DEFAULTS.goal_bias, ge=0.0, lt=1.0)
     """Probability of sampling the goal instead of a random point (RRT, RRT*)."""
 
-    time_budget_s: Duration = Field(default=2.0, gt=0.0, le=3600.0)
+    time_budget_s: Duration = Field(default=_PLANNER_DEFAULTS.time_budget_s, gt=0.0, le=3600.0)
     """Wall-clock budget of one geometric search, in seconds."""
 
-    max_iterations: int = Field(default=20_000, ge=1, le=10_000_000)
+    max_iterations: int = Field(default=_PLANNER_DEFAULTS.max_iterations, ge=1, le=10_000_000)
     """Iteration budget of one geometric search."""
 
-    smoothing_iterations: int = Field(default=40, ge=0, le=100_000)
+    smoothing_iterations: int = Field(default=_PLANNER_DEFAULTS.smoothing_iterations, ge=0,
+                                      le=100_000)
     """Rounds of random shortcut smoothing after the search."""
 
-    corner_rule: Literal['stop', 'deflection'] = 'stop'
+    corner_rule: Literal['stop', 'deflection'] = _PLANNER_DEFAULTS.corner_rule
     """Time parameterization at corners: stop (come to rest at every corner) or deflection
     (keep a corner speed that bounds the velocity change)."""
 
-    horizon_s: Duration = Field(default=120.0, gt=0.0, le=86_400.0)
+    horizon_s: Duration = Field(default=_PLANNER_DEFAULTS.horizon_s, gt=0.0, le=86_400.0)
     """How far ahead moving obstacles are predicted and checked, in seconds."""
 
-    max_wait_s: Duration = Field(default=60.0, ge=0.0, le=86_400.0)
+    max_wait_s: Duration = Field(default=_PLANNER_DEFAULTS.max_wait_s, ge=0.0, le=86_400.0)
     """Longest total wait the space-time planner inserts into one trajectory, in seconds."""
 
     max_replans: int = Field(default=20, ge=0, le=10_000)
@@ -91,9 +95,8 @@ class PlannerSpec(SpecModel):
     """Seed of the planners' random generators; robot i draws from
     numpy.random.default_rng([seed, i])."""
 
-    def to_settings(self) -> 'PlannerSettings':
+    def to_settings(self) -> PlannerSettings:
         """Return the planning layer's :class:`~mapl_robotics.planning.PlannerSettings`."""
-        from mapl_robotics.planning import PlannerSettings
         return PlannerSettings(algorithm=self.algorithm, step_size_m=self.step_size_m,
                                goal_bias=self.goal_bias, time_budget_s=self.time_budget_s,
                                max_iterations=self.max_iterations,
