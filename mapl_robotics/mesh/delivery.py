@@ -64,11 +64,13 @@ class RetryPolicy:
                    rto_s: float | None = None) -> float:
         """Return the wait after transmission number ``attempt`` (1 for the first send).
 
-        ``rto_s`` is the peer's measured retransmission timeout; the first wait is the larger
-        of it and ``initial_s``, so a loaded receiver is not flooded with early retries.
+        ``rto_s`` is the peer's measured retransmission timeout; the first wait and the cap
+        are at least that long, so a loaded receiver is not flooded with early retries.
         """
         first_s = self.initial_s if rto_s is None else max(self.initial_s, rto_s)
-        base_s = min(first_s * self.multiplier ** (attempt - 1), self.max_interval_s)
+        # A peer slower than max_interval_s (an overloaded CPU) is retried at its own pace.
+        cap_s = max(self.max_interval_s, first_s)
+        base_s = min(first_s * self.multiplier ** (attempt - 1), cap_s)
         return base_s * (1.0 + self.jitter * float(rng.random()))
 
 

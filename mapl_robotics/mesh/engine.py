@@ -112,6 +112,7 @@ class Engine:
         self._acks: dict[str, tuple[int, set]] = {}
         self._last_heartbeat_s = 0.0
         self._heartbeat_echo: dict[str, tuple[float, float]] = {}
+        self._last_sent_s: dict[str, float] = {}
         self._outstanding = 0
         self.running = True
 
@@ -341,6 +342,7 @@ class Engine:
                             messages=tuple(pending.message for pending in batch),
                             floors=self._floors_for(peer))
         self.transport.send(peer, encode_packet(packet), now_s)
+        self._last_sent_s[peer] = now_s
         self.metrics.count('data_packets_sent')
         rto_s = self.rtt[peer].rto_s if peer in self.rtt else None
         for pending in batch:
@@ -531,6 +533,7 @@ class Engine:
             packet = AckPacket(sender=self.config.node_id, session=session,
                                seqs=tuple(sorted(seqs)), through=tuple(through))
             self.transport.send(sender, encode_packet(packet), now_s)
+            self._last_sent_s[sender] = now_s
             self.metrics.count('ack_packets_sent')
         self._acks = {}
 
@@ -581,11 +584,22 @@ class Engine:
             _log.info('circuit breaker for peer %s closed after a probe', packet.sender)
 
     def _send_heartbeats(self, now_s: float) -> None:
+        # Any packet proves liveness to the receiver, so a peer that got data or acks within
+        # the last half interval gets no heartbeat. Heartbeats to and from the clock
+        # reference are never skipped, because only they carry the timestamps for clock
+        # synchronization.
         self._last_heartbeat_s = now_s
+        recent_s = now_s - self.config.heartbeat_interval_s / 2.0
+        reference_id = self.config.reference_id
+        sent = 0
         for peer in self.peers:
+            skippable = reference_id not in (peer, self.config.node_id)
+            if skippable and self._last_sent_s.get(peer, -1.0) > recent_s:
+                continue
+            sent += 1
             packet = HeartbeatPacket(sender=self.config.node_id, session=self.session,
                                      sent_s=self.clock_sync.clock(),
                                      echo=self._heartbeat_echo.get(peer),
                                      floors=self._floors_for(peer))
             self.transport.send(peer, encode_packet(packet), now_s)
-        self.metrics.count('heartbeats_sent', len(self.peers))
+        self.metrics.count('heartbeats_sent', sent)

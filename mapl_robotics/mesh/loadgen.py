@@ -147,7 +147,9 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
             future.exception(timeout=remaining_s)
         except TimeoutError:
             break
-    time.sleep(max(0.0, min(settings.linger_s, wait_until_s - time.monotonic())))
+    # Every load node stops at the same offset after its send phase, so peers with aligned
+    # start times keep serving each other's retries until all of them are done.
+    time.sleep(max(0.0, wait_until_s - time.monotonic()))
     summary['metrics'] = node.metrics()
     summary['delivered'] = recorder.delivered
     summary['duplicates_delivered'] = recorder.duplicates
