@@ -96,10 +96,13 @@ class TimedWaypoints:
             average_speed = base.length_m / period if base.length_m > 0 else 1.0
             closing_s = closing / average_speed if closing > 1e-9 else 0.0
             period += closing_s
-            laps = int(math.ceil((t_end_s - base.start_time_s) / period)) + 1
-            laps = min(laps, 10_000)
-            times = [base.t_s + lap * period for lap in range(laps)]
-            xys = [base.xy_m for _ in range(laps)]
+            # Only the laps that overlap the window are built, so a prediction late in a long
+            # run stays small; a window longer than 10,000 laps is cut short.
+            first_lap = max(0, int(math.floor((t_start_s - base.start_time_s) / period)))
+            end_lap = int(math.ceil((t_end_s - base.start_time_s) / period)) + 1
+            laps = range(first_lap, min(end_lap, first_lap + 10_000))
+            times = [base.t_s + lap * period for lap in laps]
+            xys = [base.xy_m for _ in laps]
             if closing_s == 0.0:
                 times = [times[0]] + [t[1:] for t in times[1:]]
                 xys = [xys[0]] + [xy[1:] for xy in xys[1:]]

@@ -189,7 +189,9 @@ class Trajectory:
         if dt_s <= 0.0 or not math.isfinite(dt_s):
             raise TrajectoryError(f'sample period dt_s={dt_s} must be a positive finite number')
         times = np.arange(self.start_time_s, self.end_time_s, dt_s)
-        times = np.append(times, self.end_time_s) if times[-1] < self.end_time_s else times
+        # A single-sample trajectory gives an empty range; it resamples to its one sample.
+        if times.size == 0 or times[-1] < self.end_time_s:
+            times = np.append(times, self.end_time_s)
         return Trajectory(t_s=times, xy_m=self.position_at(times), yaw_rad=self.yaw_at(times))
 
     # -- transformation -------------------------------------------------------------------------

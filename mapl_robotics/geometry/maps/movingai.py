@@ -153,7 +153,7 @@ def read_movingai_map(path) -> MovingAIMap:
                 f'MovingAI map {str(path)!r} line {line_number + index + 1} has {len(row)} '
                 f'tiles but the header says width {width}')
     tiles = np.array([list(row) for row in rows], dtype='<U1')
-    unknown = sorted(set(np.unique(tiles)) - PASSABLE_TILES - BLOCKED_TILES)
+    unknown = sorted(set(str(tile) for tile in np.unique(tiles)) - PASSABLE_TILES - BLOCKED_TILES)
     if unknown:
         row, col = np.argwhere(tiles == unknown[0])[0]
         raise MapFormatError(
@@ -224,7 +224,7 @@ def load_scenario(path, *, cell_size_m: float, map_path=None) -> list[ScenarioTa
             if not passable[y, x]:
                 raise MapFormatError(
                     f'scenario {str(path)!r} line {number}: {what} tile ({x}, {y}) is '
-                    f'{grid_map.tiles[y, x]!r}, which is blocked; the scenario does not match '
+                    f'{str(grid_map.tiles[y, x])!r}, which is blocked; the scenario does not match '
                     'the map')
         tasks.append(ScenarioTask(
             bucket=bucket, map_name=map_name, start_cell=start, goal_cell=goal,
