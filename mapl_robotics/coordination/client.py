@@ -21,7 +21,7 @@ from typing import Protocol, Sequence
 
 import zmq
 
-from mapl_robotics.coordination.ledger_state import FencingToken
+from mapl_robotics.coordination.ledger_state import CommitRecord, FencingToken
 from mapl_robotics.coordination.protocol import decode, encode, public_key_of, sign_request
 from mapl_robotics.errors import (LedgerError, LedgerRequestError, LedgerUnavailableError,
                                   NotAuthorizedError)
@@ -321,7 +321,18 @@ class LedgerClient:
         return self._view
 
     def history(self, address: str, *, timeout_s: float | None = None) -> dict:
-        """Return one node's local commit history (for audits; not a quorum read)."""
+        """Return one node's local commit history message (for audits; not a quorum read)."""
         reply = self.request({'op': 'history'}, address=address, timeout_s=timeout_s)
         _raise_for(reply)
         return reply
+
+    def history_records(self, address: str, *,
+                        timeout_s: float | None = None) -> list[CommitRecord]:
+        """Return one node's commit history as records for :func:`audit_history`."""
+        return [CommitRecord(token=FencingToken.from_list(item['token']),
+                             version=item['version'], robot_id=item['robot_id'],
+                             kind=item['kind'], t_from_s=item['t_from_s'],
+                             radius_m=item['radius_m'],
+                             trajectory=None if item['trajectory'] is None
+                             else Trajectory.from_list(item['trajectory']))
+                for item in self.history(address, timeout_s=timeout_s)['records']]

@@ -43,10 +43,15 @@ _LAST_RECORD_OFFSET_POSITION = 24 + 8 + 4
 
 
 class VoteRecord:
-    """Highest term this node voted in and the candidate it voted for, kept on disk."""
+    """Highest term this node voted in and the candidate it voted for, kept on disk.
+
+    Every vote is also appended to ``votes.log`` next to the record (one ``term candidate``
+    line each), an audit trail that the tests read.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.log_path = path.with_name('votes.log')
         self.term = 0
         self.voted_for: str | None = None
         if path.exists():
@@ -64,6 +69,10 @@ class VoteRecord:
         os.replace(temporary, self.path)
         _fsync_dir(self.path.parent)
         self.term, self.voted_for = term, voted_for
+        with open(self.log_path, 'a', encoding='utf-8') as log:
+            log.write(f'{term} {voted_for}\n')
+            log.flush()
+            os.fsync(log.fileno())
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,0 +1,45 @@
+"""Helpers for ledger tests: signed requests against a pure state, and robot clients."""
+
+from __future__ import annotations
+
+import itertools
+
+from mapl_robotics.coordination.ledger_state import FencingToken, LedgerState
+from mapl_robotics.coordination.protocol import generate_key_pair, sign_request
+
+__all__ = ['StateDriver']
+
+
+class StateDriver:
+    """Applies signed requests to a :class:`LedgerState` as consecutive log entries."""
+
+    def __init__(self, state: LedgerState | None = None, *, term: int = 1) -> None:
+        self.state = state or LedgerState()
+        self.term = term
+        self.keys: dict[str, tuple[bytes, bytes]] = {}
+        self._index = itertools.count(2)
+        self._request_ids = itertools.count(1)
+
+    def apply(self, request: dict, *, key_of: str | None = None) -> dict:
+        robot_id = key_of or request.get('robot_id')
+        if robot_id is not None and 'request_id' not in request:
+            request = {**request, 'request_id': next(self._request_ids)}
+        if robot_id is not None:
+            request = sign_request(request, self.keys[robot_id][0])
+        token = FencingToken(term=self.term, index=next(self._index))
+        return self.state.apply(request, token=token)
+
+    def register(self, robot_id: str, xy_m, *, now_s: float = 0.0, radius_m: float = 0.3,
+                 max_speed_mps: float = 1.0) -> dict:
+        self.keys.setdefault(robot_id, generate_key_pair())
+        return self.apply({'op': 'register', 'robot_id': robot_id, 'now_s': now_s,
+                           'radius_m': radius_m, 'max_speed_mps': max_speed_mps,
+                           'public_key': self.keys[robot_id][1],
+                           'pose': [float(xy_m[0]), float(xy_m[1]), 0.0]})
+
+    def propose(self, robot_id: str, rows, *, now_s: float, base_version: int = 0,
+                improvement_s: float = 0.0) -> dict:
+        return self.apply({'op': 'propose', 'robot_id': robot_id, 'now_s': now_s,
+                           'trajectory': [list(map(float, row)) for row in rows],
+                           'base_version': base_version,
+                           'potential_improvement_s': improvement_s})
