@@ -17,8 +17,20 @@ __all__ = ['share_dir', 'bundled_path']
 _PACKAGE = 'mapl_robotics'
 
 
+def _install_prefix() -> Path | None:
+    """Return the prefix this module is installed under, such as ``~/.local`` for a ``--user``
+    install, from ``<prefix>/lib/pythonX.Y/site-packages/mapl_robotics/``."""
+    for parent in Path(__file__).resolve().parents:
+        if parent.name in ('site-packages', 'dist-packages'):
+            return parent.parent.parent.parent
+    return None
+
+
 def _candidates() -> list[Path]:
     found = [Path(__file__).resolve().parent.parent]
+    prefix = _install_prefix()
+    if prefix is not None:
+        found.append(prefix / 'share' / _PACKAGE)
     prefixes = [sys.prefix, getattr(sys, 'base_prefix', sys.prefix)]
     prefixes += os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
     for prefix in prefixes:

@@ -93,13 +93,17 @@ def test_wheel_installs_into_fresh_venv(wheel_path, tmp_path):
     # The dependencies come from the test interpreter's environment, after the new venv's own
     # site-packages, so that the freshly installed copy of mapl_robotics is the one imported.
     (site_packages / 'test_dependencies.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
+    # --ignore-installed: pip sees the test environment's copy through the .pth file, and must
+    # neither skip the install because of it nor uninstall it.
     subprocess.run([sys.executable, '-m', 'pip', '--python', str(python), 'install',
-                    '--no-deps', '--quiet', str(wheel_path)], check=True, timeout=300)
+                    '--no-deps', '--ignore-installed', '--quiet', str(wheel_path)], check=True,
+                   timeout=300)
     probe = ('import mapl_robotics, mapl_robotics.resources as r; '
              'print(mapl_robotics.__file__); print(r.share_dir()); '
              "print(r.bundled_path('maps/ros/warehouse.yaml'))")
-    result = subprocess.run([str(python), '-c', probe], cwd=tmp_path, check=True,
+    result = subprocess.run([str(python), '-c', probe], cwd=tmp_path, check=False,
                             capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
     module_file, share, warehouse = result.stdout.split()
     assert Path(module_file).is_relative_to(site_packages)
     assert Path(share) == venv_dir / 'share' / 'mapl_robotics'
@@ -109,6 +113,24 @@ def test_wheel_installs_into_fresh_venv(wheel_path, tmp_path):
     help_text = subprocess.run([str(venv_dir / 'bin' / 'mapl'), '--help'], cwd=tmp_path,
                                check=True, capture_output=True, text=True, timeout=60).stdout
     assert 'plan' in help_text
+
+
+def test_prefix_install_finds_its_data(wheel_path, tmp_path):
+    """An install outside sys.prefix (``--prefix``, ``--user``) finds ``<prefix>/share``."""
+    prefix = tmp_path / 'prefix'
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--ignore-installed',
+                    '--quiet', '--prefix', str(prefix), str(wheel_path)], check=True,
+                   timeout=300)
+    site_packages = Path(sysconfig.get_path('purelib', vars={'base': str(prefix)}))
+    probe = ('import mapl_robotics, mapl_robotics.resources as r; '
+             'print(mapl_robotics.__file__); print(r.share_dir())')
+    result = subprocess.run([sys.executable, '-c', probe], cwd=tmp_path, check=False,
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHONPATH=str(site_packages)))
+    assert result.returncode == 0, result.stderr
+    module_file, share = result.stdout.split()
+    assert Path(module_file).is_relative_to(site_packages)
+    assert Path(share) == prefix / 'share' / 'mapl_robotics'
 
 
 def test_colcon_build_installs_ament_layout(source_copy, tmp_path):

@@ -442,7 +442,7 @@ def test_moving_obstacles_convert():
     assert isinstance(walker.motion, ConstantVelocity)
     assert isinstance(truck.motion, TimedWaypoints)
     assert walker.kind == 'person'
-    # The walker stands still until t0_s = 2 s, then moves at 1 m/s in -y.
+    # The walker waits at its start until t0_s = 2 s, then moves at 1 m/s in -y.
     assert np.allclose(walker.position_at(1.0), [1.0, 3.0])
     assert np.allclose(walker.position_at(4.0), [1.0, 1.0])
 

@@ -16,10 +16,12 @@ from pathlib import Path
 import click
 
 from mapl_robotics.cli import main
+from mapl_robotics.planning.models import PlannerSettings
 
 __all__ = ['plan', 'BUNDLED_MAPS']
 
 _LOGGER = logging.getLogger(__name__)
+_PLANNER_DEFAULTS = PlannerSettings()
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,14 @@ def _default_output() -> Path:
 @click.option('--drive', type=click.Choice(['holonomic', 'differential']),
               default='holonomic', show_default=True, help='Drive type of the robot.')
 @click.option('--algorithm', type=click.Choice(['rrt', 'rrt_connect', 'rrt_star']),
-              help='Planner (default: rrt_connect, or the spec\'s planner.algorithm).')
+              help=f'Planner (default: {_PLANNER_DEFAULTS.algorithm}, or the spec\'s '
+                   'planner.algorithm).')
 @click.option('--step-size', 'step_size_m', type=click.FloatRange(min=0.0, min_open=True),
-              help='Longest tree edge in metres (default: 3, or the spec\'s value).')
+              help=f'Maximum tree edge length in metres (default: '
+                   f'{_PLANNER_DEFAULTS.step_size_m:g}, or the spec\'s value).')
 @click.option('--time-budget', 'time_budget_s', type=click.FloatRange(min=0.0, min_open=True),
-              help='Wall-clock budget of one search in seconds (default: 2, or the spec\'s '
-                   'value).')
+              help=f'Wall-clock budget of one search in seconds (default: '
+                   f'{_PLANNER_DEFAULTS.time_budget_s:g}, or the spec\'s value).')
 @click.option('--seed', type=click.IntRange(min=0),
               help='Seed of the planner\'s random generator (default: 0, or the spec\'s '
                    'planner.seed).')

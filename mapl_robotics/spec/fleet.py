@@ -184,7 +184,7 @@ class ConstantVelocitySpec(SpecModel):
 
     type: Literal['constant_velocity']
     start: XY
-    """Position [x_m, y_m] at t0_s; the obstacle stands there before t0_s."""
+    """Position [x_m, y_m] at t0_s; the obstacle waits there before t0_s."""
 
     velocity_mps: XY
     """Velocity [vx, vy] in m/s."""

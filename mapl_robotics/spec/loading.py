@@ -212,8 +212,8 @@ def format_validation_error(error: ValidationError, raw: Any, source: str) -> Sp
 def load_spec(source: Union[str, os.PathLike, Mapping[str, Any]]) -> FleetSpec:
     """Load and validate a fleet spec from a JSON or YAML file, or from a mapping.
 
-    Relative paths inside a file (the map) are resolved against the file's folder, then
-    against the bundled data; a mapping's relative paths against the current folder.
+    A relative map path in a file is resolved against the file's folder, then against the
+    bundled data. In a mapping, it is resolved against the current folder first.
     Raises :class:`~mapl_robotics.errors.SpecError` listing every problem found.
     """
     if isinstance(source, Mapping):

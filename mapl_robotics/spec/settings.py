@@ -58,7 +58,7 @@ class PlannerSpec(SpecModel):
     (asymptotically optimal, uses the whole time budget)."""
 
     step_size_m: float = Field(default=_PLANNER_DEFAULTS.step_size_m, gt=0.0, le=100.0)
-    """Longest tree edge added by one extension, in metres."""
+    """Maximum length of the tree edge added by one extension, in metres."""
 
     goal_bias: float = Field(default=_PLANNER_DEFAULTS.goal_bias, ge=0.0, lt=1.0)
     """Probability of sampling the goal instead of a random point (RRT, RRT*)."""
@@ -81,7 +81,7 @@ class PlannerSpec(SpecModel):
     """How far ahead moving obstacles are predicted and checked, in seconds."""
 
     max_wait_s: Duration = Field(default=_PLANNER_DEFAULTS.max_wait_s, ge=0.0, le=86_400.0)
-    """Longest total wait the space-time planner inserts into one trajectory, in seconds."""
+    """Maximum total wait the space-time planner inserts into one trajectory, in seconds."""
 
     max_replans: int = Field(default=20, ge=0, le=10_000)
     """Replanning attempts after the ledger rejects a plan, before the robot gives up and

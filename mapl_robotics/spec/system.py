@@ -2,7 +2,7 @@
 
 Each field selects behaviour elsewhere in the product; docs/spec.md lists the effect of each
 value. Values that the product does not implement are rejected with the reason, so that no
-document silently asks for something the fleet does not do.
+document silently requests something the fleet does not do.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Coordination(SpecModel):
 
     protocol: Literal['consensus_based']
     """consensus_based: every plan is proposed to the Raft plan ledger, which commits it only
-    when it is clear of every committed plan; a robot moves only along a committed plan."""
+    when it is clear of every committed plan. A robot moves only along a committed plan."""
 
     synchronization: Literal['time_bounded']
     """time_bounded: each node estimates its clock offset to the fleet reference with an error
