@@ -539,3 +539,22 @@ def test_reference_page_lists_every_key():
     missing = sorted(key for key in _keys_of(FleetSpec)
                      if f'`{key}`' not in text and f'.{key}`' not in text)
     assert missing == []
+
+
+def test_folders_resolved_next_to_spec(tmp_path):
+    (tmp_path / 'keys').mkdir()
+    document = copy.deepcopy(GIVEN_BLOCK)
+    document['mesh'] = {'keys_dir': 'keys'}
+    document['consensus'] = {'journal_dir': 'journal'}
+    path = tmp_path / 'fleet.yaml'
+    path.write_text(yaml.safe_dump(document))
+    spec = load_spec(path)
+    assert spec.mesh.keys_dir == tmp_path / 'keys'
+    assert spec.consensus.journal_dir == tmp_path / 'journal'
+    assert spec.mesh.authorized_keys_dir is None
+
+
+def test_missing_keys_dir_rejected(tmp_path):
+    document = copy.deepcopy(GIVEN_BLOCK)
+    document['mesh'] = {'keys_dir': str(tmp_path / 'absent')}
+    assert 'does not exist' in problems_of(document)['mesh.keys_dir']

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, Field, model_validator
+from pathlib import Path
+
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from mapl_robotics.spec.base import Identifier, Port, SpecModel
@@ -44,6 +46,28 @@ def _check_address(value: str) -> str:
 
 
 Address = Annotated[str, AfterValidator(_check_address)]
+
+
+def _absolute(value: Path, info: ValidationInfo) -> Path:
+    """Resolve a relative path against the spec file's folder (the current folder for a
+    mapping)."""
+    base_dir = Path((info.context or {}).get('base_dir') or Path.cwd())
+    path = value.expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+
+def _existing_folder(value: Path, info: ValidationInfo) -> Path:
+    path = _absolute(value, info)
+    if not path.is_dir():
+        raise PydanticCustomError('folder_not_found', 'folder {path} does not exist; create it '
+                                  'with mapl keys, or give the right path',
+                                  {'path': str(path)})
+    return path
+
+
+# A folder that the run creates if needed, and one that must exist already.
+FolderPath = Annotated[Path, Field(strict=False), AfterValidator(_absolute)]
+ExistingFolderPath = Annotated[Path, Field(strict=False), AfterValidator(_existing_folder)]
 
 
 # The planner section's defaults are the planning library's own, so the two cannot drift.
@@ -138,7 +162,7 @@ class ConsensusSpec(SpecModel):
     tick_s: Duration = Field(default=0.005, gt=0.0, le=1.0)
     """Period of each node's event loop tick, in seconds."""
 
-    journal_dir: Optional[str] = None
+    journal_dir: Optional[FolderPath] = None
     """Folder for the nodes' journal files (commits are acknowledged only once written there);
     null: the runner uses a fresh folder inside its output folder."""
 
@@ -213,11 +237,11 @@ class MeshSpec(SpecModel):
     curve: bool = True
     """Whether CurveZMQ authenticates peers against the allowed keys and encrypts traffic."""
 
-    keys_dir: Optional[str] = None
+    keys_dir: Optional[ExistingFolderPath] = None
     """Folder with each node's secret key file '<id>.key_secret' (as written by mapl keys);
     null with curve on: the runner generates key pairs for the run."""
 
-    authorized_keys_dir: Optional[str] = None
+    authorized_keys_dir: Optional[ExistingFolderPath] = None
     """Folder with the public key files '<id>.key' of every allowed peer; null: keys_dir."""
 
     max_clock_skew_s: Duration = Field(default=0.01, gt=0.0, le=10.0)
