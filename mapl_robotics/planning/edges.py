@@ -11,11 +11,30 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['edges_free']
+__all__ = ['edges_free', 'probe_segments', 'PROBE_FRACTIONS']
 
 # Probe fractions: midpoint first, then quarters, then eighths (the order does not matter for
 # the result, only for readability).
-_PROBE_FRACTIONS = np.array([4, 2, 6, 1, 3, 5, 7]) / 8.0
+PROBE_FRACTIONS = np.array([4, 2, 6, 1, 3, 5, 7]) / 8.0
+# Length of a probe piece: short enough to cost about as much as a point check.
+_PROBE_PIECE_M = 1e-6
+
+
+def probe_segments(start_xy_m: np.ndarray, end_xy_m: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Return tiny pieces of each edge at the probe fractions, shape ``(N * P, 2)`` each.
+
+    A piece lies on its edge, so a blocked piece proves the edge blocked. Pieces can go into
+    the same ``segments_free`` call as other edges, unlike points.
+    """
+    delta = end_xy_m - start_xy_m
+    length = np.hypot(delta[:, 0], delta[:, 1])
+    with np.errstate(invalid='ignore', divide='ignore'):
+        piece = np.where(length[:, None] > 0.0,
+                         delta * (np.minimum(_PROBE_PIECE_M, length) / length)[:, None], 0.0)
+    low = start_xy_m[:, None, :] + PROBE_FRACTIONS[None, :, None] * delta[:, None, :]
+    high = low + piece[:, None, :]
+    return low.reshape(-1, 2), high.reshape(-1, 2)
 
 
 def edges_free(checker, start_xy_m: np.ndarray, end_xy_m: np.ndarray, *,
@@ -30,12 +49,20 @@ def edges_free(checker, start_xy_m: np.ndarray, end_xy_m: np.ndarray, *,
     count = len(start)
     if count == 0:
         return np.zeros(0, dtype=bool)
-    if not probe:
-        return checker.segments_free(start, end)
-    delta = end - start
-    probes = (start[:, None, :] + _PROBE_FRACTIONS[None, :, None] * delta[:, None, :])
-    candidate = checker.points_free(probes.reshape(-1, 2)).reshape(count, -1).all(axis=1)
     free = np.zeros(count, dtype=bool)
+    # Zero-length edges are point checks. NOTE: CollisionChecker.segments_free reports some
+    # zero-length segments near obstacles as free (the STRtree query misses degenerate
+    # linestrings), so they never go there.
+    degenerate = np.all(start == end, axis=1)
+    if np.any(degenerate):
+        free[degenerate] = checker.points_free(start[degenerate])
+    candidate = ~degenerate
+    if probe and np.any(candidate):
+        index = np.flatnonzero(candidate)
+        delta = end[index] - start[index]
+        probes = start[index, None, :] + PROBE_FRACTIONS[None, :, None] * delta[:, None, :]
+        probes_free = checker.points_free(probes.reshape(-1, 2)).reshape(index.size, -1)
+        candidate[index] = probes_free.all(axis=1)
     if np.any(candidate):
         index = np.flatnonzero(candidate)
         free[index] = checker.segments_free(start[index], end[index])

@@ -121,8 +121,9 @@ class PlannerSettings:
     Time parameterization (:func:`~mapl_robotics.planning.timing.time_parameterize`):
 
     :param sample_dt_s: sample spacing inside acceleration and deceleration phases.
-    :param corner_rule: ``'stop'`` (come to rest at every corner) or ``'deflection'`` (keep a
-        corner speed that bounds the velocity change, see the timing module).
+    :param corner_rule: ``'stop'`` (come to rest at every corner) or ``'deflection'`` (pass a
+        corner at the speed whose velocity change over ``sample_dt_s`` stays within the
+        acceleration limit; see :mod:`mapl_robotics.planning.timing`).
 
     Space-time planning (:func:`~mapl_robotics.planning.spacetime.plan_trajectory`):
 

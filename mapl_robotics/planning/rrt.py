@@ -23,7 +23,7 @@ import numpy as np
 from mapl_robotics.errors import (GoalInCollisionError, GoalUnreachableError,
                                   PlanningTimeoutError, StartInCollisionError)
 from mapl_robotics.geometry.world import CollisionChecker
-from mapl_robotics.planning.edges import edges_free
+from mapl_robotics.planning.edges import PROBE_FRACTIONS, edges_free, probe_segments
 from mapl_robotics.planning.models import PlannerSettings
 from mapl_robotics.planning.reachability import reachability_grid
 from mapl_robotics.planning.smoothing import path_length_m, shortcut_smooth
@@ -90,6 +90,40 @@ class _Sampler:
     def draw_many(self, count: int) -> np.ndarray:
         """Return ``count`` random points."""
         return self._low + self._rng.random((count, 2)) * self._span
+
+
+class _FreeSampler:
+    """Uniform samples over the free space, drawn in blocks that one call filters."""
+
+    def __init__(self, checker, rng: np.random.Generator, *, block: int = _SAMPLE_BLOCK,
+                 max_refills: int = 64) -> None:
+        self._uniform = _Sampler(checker, rng)
+        self._checker = checker
+        self._block = block
+        self._pool = np.empty((0, 2))
+        self._next = 0
+        self._refills_left = max_refills
+
+    def draw_many(self, count: int) -> np.ndarray:
+        """Return ``count`` free points, or uniform ones once the refill budget is spent (a
+        map with almost no free space must not stall the search)."""
+        taken = []
+        needed = count
+        while needed > 0:
+            if self._next >= len(self._pool):
+                if self._refills_left == 0:
+                    taken.append(self._uniform.draw_many(needed))
+                    break
+                self._refills_left -= 1
+                block = self._uniform.draw_many(self._block)
+                self._pool = block[self._checker.points_free(block)]
+                self._next = 0
+                continue
+            chunk = self._pool[self._next:self._next + needed]
+            self._next += len(chunk)
+            needed -= len(chunk)
+            taken.append(chunk)
+        return np.concatenate(taken) if taken else np.empty((0, 2))
 
 
 def _steer(from_xy: np.ndarray, to_xy: np.ndarray, step_m: float) -> np.ndarray:
@@ -159,22 +193,38 @@ def _steer_many(from_xy: np.ndarray, to_xy: np.ndarray, step_m: float) -> np.nda
     return from_xy + delta * scale[:, None]
 
 
+# Fractions of an extension edge checked together, so a blocked extension still grows the
+# tree as far as the longest free prefix.
+_EXTEND_FRACTIONS = (1.0, 0.5, 0.25)
+
+
+def _longest_free(free: np.ndarray, count: int) -> np.ndarray:
+    """Return, per edge, the index of the longest free prefix in ``_EXTEND_FRACTIONS`` order,
+    or -1. ``free`` holds ``count`` results per fraction, fraction-major."""
+    per_fraction = free.reshape(len(_EXTEND_FRACTIONS), count)
+    choice = np.full(count, -1)
+    for index in range(len(_EXTEND_FRACTIONS) - 1, -1, -1):
+        choice[per_fraction[index]] = index
+    return choice
+
+
 def _rrt_connect(checker, start, goal, settings, rng, budget):
     """Bidirectional RRT with greedy connection, in batched rounds.
 
-    Each round draws ``settings.connect_batch`` samples. For every sample the active tree
-    extends towards it by at most ``step_size_m``; the other tree tries to join the new node
-    with one whole straight edge and, failing that, grows one step towards it. All of a
-    round's edges (extensions, joins, steps) go to the checker in one call, and the trees swap
-    roles after each round. With a batch of 1 this is the classic RRT-Connect with a
-    one-step connect.
+    Each round draws ``settings.connect_batch`` free samples. For every sample the active
+    tree extends towards it by at most ``step_size_m`` (or by the longest free prefix of
+    half or a quarter of that edge), the new node tries to join its nearest node in the other
+    tree with one whole straight edge, and that other tree grows one step towards it. All of
+    a round's edges go to the checker in one call, and the trees swap roles after each
+    round.
     """
-    sampler = _Sampler(checker, rng)
+    sampler = _FreeSampler(checker, rng)
     tree_a = SearchTree(start)
     tree_b = SearchTree(goal)
     a_is_start = True
     step_m = settings.step_size_m
     batch = settings.connect_batch
+    fractions = np.asarray(_EXTEND_FRACTIONS)
     iterations = 0
     while iterations < budget.max_iterations:
         if budget.expired():
@@ -184,32 +234,44 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
         samples = sampler.draw_many(count)
         near_a = _nearest_many(tree_a, samples)
         from_a = tree_a.xy_m[near_a]
-        new = _steer_many(from_a, samples, step_m)
-        near_b = _nearest_many(tree_b, new)
+        full_a = _steer_many(from_a, samples, step_m)
+        # new[f * count + k] is sample k's extension shortened to fraction f.
+        new = (from_a[None, :, :] + fractions[:, None, None] * (full_a - from_a)[None, :, :]
+               ).reshape(-1, 2)
+        near_b = _nearest_many(tree_b, full_a)
         from_b = tree_b.xy_m[near_b]
-        step_b = _steer_many(from_b, new, step_m)
-        starts = np.concatenate([from_a, new, from_b])
-        ends = np.concatenate([new, from_b, step_b])
-        free = edges_free(checker, starts, ends)
-        extended = free[:count]
-        joined = extended & free[count:2 * count]
-        grown_b = free[2 * count:] & np.any(step_b != new, axis=1)
+        step_b = _steer_many(from_b, full_a, step_m)
+        # One call checks the extensions, the other tree's steps, and cheap probes of the
+        # long join edges; only joins whose probes pass get a second, whole-edge call.
+        probe_low, probe_high = probe_segments(full_a, from_b)
+        starts = np.concatenate([np.tile(from_a, (len(fractions), 1)), from_b, probe_low])
+        ends = np.concatenate([new, step_b, probe_high])
+        free = edges_free(checker, starts, ends, probe=False)
+        extend_count = len(fractions) * count
+        choice = _longest_free(free[:extend_count], count)
+        grown_b = (free[extend_count:extend_count + count]
+                   & np.any(step_b != full_a, axis=1))
+        probes_free = free[extend_count + count:].reshape(count, len(PROBE_FRACTIONS))
+        joined = (choice == 0) & probes_free.all(axis=1)
+        if np.any(joined):
+            index = np.flatnonzero(joined)
+            joined[index] = edges_free(checker, full_a[index], from_b[index], probe=False)
         if np.any(joined):
             candidates = np.flatnonzero(joined)
             total = (tree_a.cost_m[near_a[candidates]]
-                     + np.linalg.norm(new[candidates] - from_a[candidates], axis=1)
-                     + np.linalg.norm(from_b[candidates] - new[candidates], axis=1)
+                     + np.linalg.norm(full_a[candidates] - from_a[candidates], axis=1)
+                     + np.linalg.norm(from_b[candidates] - full_a[candidates], axis=1)
                      + tree_b.cost_m[near_b[candidates]])
             best = int(candidates[int(np.argmin(total))])
-            node_a = tree_a.add(new[best], int(near_a[best]))
+            node_a = tree_a.add(full_a[best], int(near_a[best]))
             node_b = int(near_b[best])
             if a_is_start:
                 path = _join(tree_a, node_a, tree_b, node_b)
             else:
                 path = _join(tree_b, node_b, tree_a, node_a)
             return path, iterations, tree_a.count + tree_b.count
-        for index in np.flatnonzero(extended).tolist():
-            tree_a.add(new[index], int(near_a[index]))
+        for index in np.flatnonzero(choice >= 0).tolist():
+            tree_a.add(new[choice[index] * count + index], int(near_a[index]))
         for index in np.flatnonzero(grown_b).tolist():
             tree_b.add(step_b[index], int(near_b[index]))
         tree_a, tree_b, a_is_start = tree_b, tree_a, not a_is_start

@@ -173,6 +173,7 @@ class _SpaceTimeProblem:
     def timed(self, path: np.ndarray, waits_s: Mapping[int, float]) -> Trajectory:
         return time_parameterize(path, robot=self.robot, t_start_s=self.t_start_s,
                                  sample_dt_s=self.settings.sample_dt_s,
+                                 corner_rule=self.settings.corner_rule,
                                  start_yaw_rad=self.start_yaw_rad, waits_s=waits_s)
 
     def first_conflict(self, trajectory: Trajectory) -> _ConflictReport | None:

@@ -1,23 +1,37 @@
 """Time parameterization: turn a geometric path into a :class:`Trajectory` within the robot's
 speed, acceleration and yaw-rate limits.
 
-Corner rule: the robot comes to rest at every corner (every vertex where the direction
-changes by more than ``corner_tolerance_rad``). A disc robot that changes direction at speed
-would need an unbounded acceleration, so a stop is the only corner behaviour that keeps the
-acceleration bound for a path made of straight edges. Along each straight edge the speed
-follows a trapezoidal profile: accelerate at ``max_accel_mps2``, cruise at ``max_speed_mps``,
-decelerate at ``max_accel_mps2`` (a triangle when the edge is too short to reach the cruise
-speed).
+Along each straight edge the speed follows a trapezoidal profile: accelerate at
+``max_accel_mps2``, cruise at up to ``max_speed_mps``, decelerate at ``max_accel_mps2`` (a
+triangle when the edge is too short to reach the cruise speed). The trajectory always starts
+and ends at rest. A forward and a backward pass over the vertex speeds make every change of
+speed reachable within the acceleration limit.
+
+Corner rules (a corner is a vertex where the direction changes by more than
+``corner_tolerance_rad``):
+
+- ``'stop'``: the robot comes to rest at every corner. A disc that changes direction at
+  speed needs a velocity change, so stopping is the only rule that never needs one.
+- ``'deflection'``: the robot passes a corner of turning angle ``theta`` at speed
+  ``v = max_accel_mps2 * sample_dt_s / (2 sin(theta / 2))`` (capped by the speed limit). It
+  holds that speed for ``sample_dt_s`` before and after the vertex, so the velocity change at
+  the corner, ``2 v sin(theta / 2)``, is spread over one sample period and the
+  finite-difference acceleration stays within the limit. Edges too short for the two holds
+  lower the corner speed. Corners sharper than 60 degrees are stops, because there the
+  corner speed falls below ``max_accel_mps2 * sample_dt_s`` and the holds take about as
+  long as stopping. A differential-drive robot can pass a corner only if its yaw
+  rate ``theta / sample_dt_s`` is within ``max_yaw_rate_radps``; sharper corners are stops.
 
 Differential drive: the robot moves only along its heading, so at the start (when
-``start_yaw_rad`` is given) and at every corner it turns in place at ``max_yaw_rate_radps``
-before it drives on. Holonomic robots keep the yaw of the direction of travel and do not
-spend time turning.
+``start_yaw_rad`` is given) and at every stop where the direction changes it turns in place
+at ``max_yaw_rate_radps`` before it drives on. Holonomic robots keep the yaw of the direction
+of travel and spend no time turning.
 
 Sampling: acceleration and deceleration phases are sampled every ``sample_dt_s`` from the
-exact kinematics, cruise phases only at their ends. Because every sample lies on the exact
-motion, the finite-difference speed between samples never exceeds ``max_speed_mps`` and the
-finite-difference acceleration never exceeds ``max_accel_mps2``.
+exact kinematics, cruise phases and holds only at their ends, and every path vertex is a
+sample. Every sample lies on the exact motion, so the finite-difference speed between samples
+never exceeds ``max_speed_mps`` and the finite-difference acceleration never exceeds
+``max_accel_mps2`` (up to rounding).
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ import numpy as np
 
 from mapl_robotics.errors import InvalidCoordinateError, PlannerConfigError
 from mapl_robotics.geometry.trajectory import Trajectory
-from mapl_robotics.planning.models import RobotModel
+from mapl_robotics.planning.models import CORNER_RULES, RobotModel
 
 __all__ = ['time_parameterize', 'corner_indices', 'wrap_angle_rad']
 
@@ -110,59 +124,102 @@ class _Builder:
                           yaw_rad=np.asarray(self.yaw))
 
 
-def _drive_stretch(builder: _Builder, xy: np.ndarray, *, max_speed_mps: float,
-                   max_accel_mps2: float, sample_dt_s: float) -> None:
-    """Drive along the polyline ``xy`` (no corners inside) from rest to rest.
+def _turn_angles_rad(xy: np.ndarray) -> np.ndarray:
+    """Return the direction change at every vertex (zero at the two ends)."""
+    angles = np.zeros(len(xy))
+    if len(xy) >= 3:
+        heading = np.arctan2(np.diff(xy[:, 1]), np.diff(xy[:, 0]))
+        angles[1:-1] = np.abs((np.diff(heading) + math.pi) % (2.0 * math.pi) - math.pi)
+    return angles
 
-    The speed follows a trapezoidal profile over the arc length. Samples are taken at every
-    vertex of ``xy`` and every ``sample_dt_s`` inside the ramps, all on the exact motion.
+
+def _vertex_speeds(edge_m: np.ndarray, caps_mps: np.ndarray, holds: np.ndarray, *,
+                   hold_s: float, max_accel_mps2: float) -> np.ndarray:
+    """Return the speed at each vertex: at most its cap and reachable from both neighbours.
+
+    A vertex with a hold keeps its speed for ``hold_s`` on both adjacent edges, so the part
+    of an edge available to change speed is its length minus those holds. The holds are
+    computed from the caps, which are at least the final speeds, so the estimate is safe.
     """
-    edges = np.diff(xy, axis=0)
-    edge_m = np.linalg.norm(edges, axis=1)
-    cumulative = np.concatenate([[0.0], np.cumsum(edge_m)])
-    length_m = float(cumulative[-1])
-    headings = np.arctan2(edges[:, 1], edges[:, 0])
+    hold_m = np.where(holds, caps_mps * hold_s, 0.0)
+    free_m = np.maximum(edge_m - hold_m[:-1] - hold_m[1:], 0.0)
+    speeds = caps_mps.copy()
+    speeds[0] = 0.0
+    speeds[-1] = 0.0
+    for index in range(len(edge_m)):
+        reachable = math.sqrt(speeds[index] ** 2 + 2.0 * max_accel_mps2 * free_m[index])
+        speeds[index + 1] = min(speeds[index + 1], reachable)
+    for index in range(len(edge_m) - 1, -1, -1):
+        reachable = math.sqrt(speeds[index + 1] ** 2 + 2.0 * max_accel_mps2 * free_m[index])
+        speeds[index] = min(speeds[index], reachable)
+    return speeds
+
+
+def _edge_profile(length_m: float, entry_mps: float, exit_mps: float, *, hold_in_s: float,
+                  hold_out_s: float, max_speed_mps: float, max_accel_mps2: float,
+                  sample_dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return sample times and distances along one edge, excluding its start and including
+    its end.
+
+    The edge holds ``entry_mps`` for ``hold_in_s``, changes speed with a trapezoidal profile,
+    and holds ``exit_mps`` for ``hold_out_s`` before its end.
+    """
     accel = max_accel_mps2
-    peak_mps = min(max_speed_mps, math.sqrt(accel * length_m))
-    ramp_s = peak_mps / accel
-    ramp_m = 0.5 * accel * ramp_s * ramp_s
-    cruise_m = max(length_m - 2.0 * ramp_m, 0.0)
-    cruise_s = cruise_m / peak_mps
-    total_s = 2.0 * ramp_s + cruise_s
-
-    def distance_at(elapsed_s: np.ndarray) -> np.ndarray:
-        remaining_s = np.maximum(total_s - elapsed_s, 0.0)
-        return np.where(elapsed_s <= ramp_s, 0.5 * accel * elapsed_s ** 2,
-                        np.where(elapsed_s <= ramp_s + cruise_s,
-                                 ramp_m + peak_mps * (elapsed_s - ramp_s),
-                                 length_m - 0.5 * accel * remaining_s ** 2))
-
-    def time_at(distance_m: np.ndarray) -> np.ndarray:
-        remaining_m = np.maximum(length_m - distance_m, 0.0)
-        return np.where(distance_m <= ramp_m, np.sqrt(2.0 * distance_m / accel),
-                        np.where(distance_m <= ramp_m + cruise_m,
-                                 ramp_s + (distance_m - ramp_m) / peak_mps,
-                                 total_s - np.sqrt(2.0 * remaining_m / accel)))
-
-    ramp_pieces = max(int(math.ceil(ramp_s / sample_dt_s)), 1)
-    ramp_times = np.linspace(0.0, ramp_s, ramp_pieces + 1)[1:]
-    times = np.concatenate([ramp_times, [ramp_s + cruise_s], ramp_s + cruise_s + ramp_times,
-                            time_at(cumulative[1:-1])])
-    times = np.unique(np.clip(times, 0.0, total_s))
-    distances = np.minimum(distance_at(times), length_m)
-    distances[-1] = length_m
-    edge_index = np.clip(np.searchsorted(cumulative, distances, side='right') - 1, 0,
-                         len(edge_m) - 1)
-    fraction = (distances - cumulative[edge_index]) / edge_m[edge_index]
-    points = xy[edge_index] + fraction[:, None] * edges[edge_index]
-    points[-1] = xy[-1]
-    t0_s = builder.now_s
-    for elapsed_s, point, index in zip(times.tolist(), points, edge_index.tolist()):
-        builder.append(t0_s + elapsed_s, point, float(headings[index]))
+    hold_in_m = entry_mps * hold_in_s
+    hold_out_m = exit_mps * hold_out_s
+    middle_m = max(length_m - hold_in_m - hold_out_m, 0.0)
+    peak = math.sqrt(max((2.0 * accel * middle_m + entry_mps ** 2 + exit_mps ** 2) / 2.0, 0.0))
+    peak = max(min(max_speed_mps, peak), entry_mps, exit_mps)
+    up_s = (peak - entry_mps) / accel
+    up_m = (peak ** 2 - entry_mps ** 2) / (2.0 * accel)
+    down_s = (peak - exit_mps) / accel
+    down_m = (peak ** 2 - exit_mps ** 2) / (2.0 * accel)
+    cruise_m = max(middle_m - up_m - down_m, 0.0)
+    cruise_s = cruise_m / peak if peak > 0.0 else 0.0
+    times = []
+    distances = []
+    elapsed_s = 0.0
+    travelled_m = 0.0
+    if hold_in_s > 0.0 and hold_in_m > 0.0:
+        elapsed_s, travelled_m = hold_in_s, hold_in_m
+        times.append(elapsed_s)
+        distances.append(travelled_m)
+    if up_s > 0.0:
+        pieces = max(int(math.ceil(up_s / sample_dt_s)), 1)
+        for step in np.linspace(0.0, up_s, pieces + 1)[1:]:
+            times.append(elapsed_s + step)
+            distances.append(travelled_m + entry_mps * step + 0.5 * accel * step * step)
+        elapsed_s += up_s
+        travelled_m += up_m
+    if cruise_s > 0.0:
+        elapsed_s += cruise_s
+        travelled_m += cruise_m
+        times.append(elapsed_s)
+        distances.append(travelled_m)
+    if down_s > 0.0:
+        pieces = max(int(math.ceil(down_s / sample_dt_s)), 1)
+        for step in np.linspace(0.0, down_s, pieces + 1)[1:]:
+            times.append(elapsed_s + step)
+            distances.append(travelled_m + peak * step - 0.5 * accel * step * step)
+        elapsed_s += down_s
+        travelled_m += down_m
+    if hold_out_s > 0.0 and hold_out_m > 0.0:
+        elapsed_s += hold_out_s
+        travelled_m += hold_out_m
+        times.append(elapsed_s)
+        distances.append(travelled_m)
+    times_array = np.asarray(times)
+    distances_array = np.minimum(np.asarray(distances), length_m)
+    if times_array.size == 0 or distances_array[-1] < length_m:
+        # Rounding left the end unsampled; it is reached at the last sample's speed.
+        times_array = np.append(times_array, elapsed_s)
+        distances_array = np.append(distances_array, length_m)
+    distances_array[-1] = length_m
+    return times_array, distances_array
 
 
 def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s: float = 0.2,
-                      start_yaw_rad: float | None = None,
+                      corner_rule: str = 'stop', start_yaw_rad: float | None = None,
                       waits_s: Mapping[int, float] | None = None,
                       corner_tolerance_rad: float = 1e-9) -> Trajectory:
     """Return a trajectory along ``xy_m`` that starts at rest at ``t_start_s``.
@@ -170,16 +227,17 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
     :param xy_m: path vertices, shape ``(N, 2)``; repeated vertices are dropped.
     :param robot: speed, acceleration, drive type and yaw-rate limits.
     :param t_start_s: fleet time of the first sample.
-    :param sample_dt_s: sample spacing inside acceleration and deceleration phases.
+    :param sample_dt_s: sample spacing inside acceleration and deceleration phases, and the
+        hold time of the ``'deflection'`` corner rule.
+    :param corner_rule: ``'stop'`` or ``'deflection'`` (see the module documentation).
     :param start_yaw_rad: the robot's heading at the start. A differential-drive robot first
         turns in place from it; ``None`` means it already faces the first edge.
-    :param waits_s: ``{vertex index: seconds}`` of extra standing time at vertices of the
-        cleaned path (index 0 delays the start). The robot is at rest at every vertex, so a
-        wait never changes the speed profile.
+    :param waits_s: ``{vertex index: seconds}`` of standing time at vertices of the cleaned
+        path (index 0 delays the start). A vertex with a wait is always a stop.
     :param corner_tolerance_rad: vertices whose direction change is at most this are passed
-        at speed; the default only absorbs rounding on collinear vertices.
+        at full speed; the default only absorbs rounding on collinear vertices.
 
-    >>> from mapl_robotics.planning.models import RobotModel
+    >>> from mapl_robotics.planning.models import CORNER_RULES, RobotModel
     >>> robot = RobotModel(radius_m=0.3, max_speed_mps=1.0, max_accel_mps2=0.5)
     >>> trajectory = time_parameterize([(0, 0), (4, 0)], robot=robot, t_start_s=10.0)
     >>> round(trajectory.end_time_s - trajectory.start_time_s, 3)  # 2 s up, 2 s cruise, 2 down
@@ -189,6 +247,9 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
         raise InvalidCoordinateError(f't_start_s={t_start_s} must be a finite number')
     if not (math.isfinite(sample_dt_s) and sample_dt_s > 0.0):
         raise PlannerConfigError(f'sample_dt_s={sample_dt_s} must be a positive finite number')
+    if corner_rule not in CORNER_RULES:
+        raise PlannerConfigError(
+            f"corner_rule={corner_rule!r} is not supported; use one of {CORNER_RULES}")
     xy = _clean_path(xy_m)
     waits = dict(waits_s or {})
     for index, wait_s in waits.items():
@@ -196,10 +257,6 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
             raise PlannerConfigError(
                 f'waits_s[{index}]={wait_s} must be a finite duration >= 0 s at a vertex index '
                 f'in [0, {len(xy) - 1}]')
-    # Vertices where the robot stops: the ends, corners and any vertex with a wait.
-    stops = {0, len(xy) - 1} | set(corner_indices(xy, tolerance_rad=corner_tolerance_rad)
-                                    .tolist()) | {i for i, w in waits.items() if w > 0.0}
-    stop_list = sorted(stops)
     if start_yaw_rad is not None:
         initial_yaw = wrap_angle_rad(start_yaw_rad)
     elif len(xy) > 1:
@@ -207,15 +264,52 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
     else:
         initial_yaw = 0.0
     builder = _Builder(t_start_s, xy[0], initial_yaw)
-    for position, index in enumerate(stop_list):
-        builder.wait(waits.get(index, 0.0))
-        if position == len(stop_list) - 1:
-            break
-        next_index = stop_list[position + 1]
-        stretch = xy[index:next_index + 1]
-        heading = math.atan2(stretch[1, 1] - stretch[0, 1], stretch[1, 0] - stretch[0, 0])
+    if len(xy) == 1:
+        builder.wait(waits.get(0, 0.0))
+        return builder.build()
+
+    edges = np.diff(xy, axis=0)
+    edge_m = np.hypot(edges[:, 0], edges[:, 1])
+    headings = np.arctan2(edges[:, 1], edges[:, 0])
+    angles = _turn_angles_rad(xy)
+    corners = angles > corner_tolerance_rad
+    caps = np.full(len(xy), robot.max_speed_mps)
+    stops = np.zeros(len(xy), dtype=bool)
+    stops[[0, -1]] = True
+    stops[[index for index, wait_s in waits.items() if wait_s > 0.0]] = True
+    if corner_rule == 'stop':
+        stops |= corners
+    else:
+        with np.errstate(divide='ignore'):
+            corner_cap = robot.max_accel_mps2 * sample_dt_s / (2.0 * np.sin(angles / 2.0))
+        longest_hold = np.full(len(xy), np.inf)
+        longest_hold[1:-1] = np.minimum(edge_m[:-1], edge_m[1:]) / (2.0 * sample_dt_s)
+        caps = np.where(corners, np.minimum(caps, np.minimum(corner_cap, longest_hold)), caps)
+        # Below max_accel * sample_dt_s (turns sharper than 60 degrees) the holds take about
+        # as long as stopping would, so such corners are stops.
+        stops |= corners & (angles > math.pi / 3.0)
         if robot.is_differential:
-            builder.turn(heading, robot.max_yaw_rate_radps)
-        _drive_stretch(builder, stretch, max_speed_mps=robot.max_speed_mps,
-                       max_accel_mps2=robot.max_accel_mps2, sample_dt_s=sample_dt_s)
+            stops |= corners & (angles > robot.max_yaw_rate_radps * sample_dt_s)
+    caps[stops] = 0.0
+    holds = corners & ~stops
+    speeds = _vertex_speeds(edge_m, caps, holds, hold_s=sample_dt_s,
+                            max_accel_mps2=robot.max_accel_mps2)
+    for index in range(len(edges)):
+        if stops[index]:
+            builder.wait(waits.get(index, 0.0))
+            if robot.is_differential:
+                builder.turn(float(headings[index]), robot.max_yaw_rate_radps)
+        times, distances = _edge_profile(
+            float(edge_m[index]), float(speeds[index]), float(speeds[index + 1]),
+            hold_in_s=sample_dt_s if holds[index] else 0.0,
+            hold_out_s=sample_dt_s if holds[index + 1] else 0.0,
+            max_speed_mps=robot.max_speed_mps, max_accel_mps2=robot.max_accel_mps2,
+            sample_dt_s=sample_dt_s)
+        direction = edges[index] / edge_m[index]
+        t0_s = builder.now_s
+        for elapsed_s, distance_m in zip(times.tolist(), distances.tolist()):
+            builder.append(t0_s + elapsed_s, xy[index] + direction * distance_m,
+                           float(headings[index]))
+        builder.xy[-1] = xy[index + 1].copy()
+    builder.wait(waits.get(len(xy) - 1, 0.0))
     return builder.build()
