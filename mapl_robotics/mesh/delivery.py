@@ -44,9 +44,9 @@ class RetryPolicy:
     up to ``max_interval_s``, each interval stretched by a random factor in
     ``[1, 1 + jitter]`` so that peers do not retry in lockstep."""
 
-    initial_s: float = 0.004
+    initial_s: float = 0.005
     multiplier: float = 2.0
-    max_interval_s: float = 0.025
+    max_interval_s: float = 0.04
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
@@ -81,11 +81,31 @@ class RttEstimator:
     because the acknowledgement of a retransmitted message cannot be matched to one send.
     """
 
+    MAX_BACKOFF = 16
+    MAX_RTO_S = 0.5
+
     def __init__(self) -> None:
         self.srtt_s: float | None = None
         self.rttvar_s = 0.0
+        self.backoff = 1
+        self._last_backoff_s = float('-inf')
+
+    def on_timeout(self, now_s: float) -> None:
+        """Double the timeout after a retransmission (RFC 6298, 5.5); a new sample resets it.
+
+        Many messages can time out together, so the timeout doubles at most once per current
+        timeout period, like TCP's single retransmission timer. Without the backoff, an
+        overloaded receiver whose acknowledgements come late gets a flood of spurious
+        retransmissions that overload it further.
+        """
+        rto_s = self.rto_s
+        if rto_s is None or now_s - self._last_backoff_s < rto_s:
+            return
+        self._last_backoff_s = now_s
+        self.backoff = min(self.backoff * 2, self.MAX_BACKOFF)
 
     def add_sample(self, rtt_s: float) -> None:
+        self.backoff = 1
         if self.srtt_s is None:
             self.srtt_s = rtt_s
             self.rttvar_s = rtt_s / 2.0
@@ -97,7 +117,7 @@ class RttEstimator:
     def rto_s(self) -> float | None:
         if self.srtt_s is None:
             return None
-        return self.srtt_s + 4.0 * self.rttvar_s
+        return min((self.srtt_s + 4.0 * self.rttvar_s) * self.backoff, self.MAX_RTO_S)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -302,6 +302,8 @@ class Engine:
             if pending is None or pending.next_retry_s != due_s:
                 continue
             self.metrics.count('retransmissions')
+            if peer in self.rtt:
+                self.rtt[peer].on_timeout(now_s)
             self._enqueue(peer, lane, pending, now_s)
 
     def _flush_data(self, now_s: float) -> None:

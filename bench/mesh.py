@@ -1,0 +1,246 @@
+"""Mesh benchmark: acknowledged delivery latency of 16 peer processes, with and without loss.
+
+One run measures, on loopback:
+
+* the raw ZeroMQ floor: a 200-byte DEALER/ROUTER round trip between two processes, and a
+  200-byte fan-out from one process to 15 echo processes waiting for every reply;
+* ``no_loss``: 16 ``mapl mesh node`` processes (CurveZMQ on, the default) each sending state
+  updates at 20 Hz to the 15 others plus a burst of plan messages every second;
+* ``loss_10pct``: the same with the seeded fault layer dropping 10% of all packets (data,
+  acknowledgements and heartbeats).
+
+Latency is from ``send()`` to the acknowledgement, on the sender's monotonic clock. ``lost``
+counts acknowledged messages missing from the receiver's delivered log and
+``duplicates_delivered`` counts messages the application received twice; both must be 0.
+
+    python bench/mesh.py --json bench_mesh.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+from tqdm import tqdm
+
+from mapl_robotics.mesh import write_keypair
+
+PEERS = 16
+PAYLOAD = b'\0' * 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def percentiles_ms(samples_ms) -> dict:
+    values = np.asarray(samples_ms, dtype=float)
+    if values.size == 0:
+        return {'p50_ms': None, 'p99_ms': None, 'max_ms': None, 'samples': 0}
+    return {'p50_ms': round(float(np.percentile(values, 50)), 3),
+            'p99_ms': round(float(np.percentile(values, 99)), 3),
+            'max_ms': round(float(values.max()), 3), 'samples': int(values.size)}
+
+
+# ----------------------------------------------------------------------- raw ZeroMQ floor
+
+def _echo_server(endpoint: str, ready, stop) -> None:
+    context = zmq.Context()
+    sock = context.socket(zmq.ROUTER)
+    sock.linger = 0
+    sock.bind(endpoint)
+    ready.set()
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    while not stop.is_set():
+        if poller.poll(100):
+            sock.send_multipart(sock.recv_multipart())
+    sock.close()
+    context.term()
+
+
+def raw_floor(round_trips: int, fanouts: int) -> dict:
+    spawn = multiprocessing.get_context('spawn')
+    stop = spawn.Event()
+    endpoints = [f'tcp://127.0.0.1:{free_port()}' for _ in range(PEERS - 1)]
+    servers = []
+    for endpoint in endpoints:
+        ready = spawn.Event()
+        process = spawn.Process(target=_echo_server, args=(endpoint, ready, stop), daemon=True)
+        process.start()
+        servers.append((process, ready))
+    for _, ready in servers:
+        ready.wait(30)
+    context = zmq.Context()
+    sockets = []
+    for endpoint in endpoints:
+        sock = context.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(endpoint)
+        sockets.append(sock)
+    try:
+        for sock in sockets:  # warm up every connection
+            sock.send(PAYLOAD)
+            sock.recv()
+        single_ms = []
+        for _ in range(round_trips):
+            began = time.perf_counter()
+            sockets[0].send(PAYLOAD)
+            sockets[0].recv()
+            single_ms.append((time.perf_counter() - began) * 1e3)
+        poller = zmq.Poller()
+        for sock in sockets:
+            poller.register(sock, zmq.POLLIN)
+        fanout_ms = []
+        for _ in range(fanouts):
+            began = time.perf_counter()
+            for sock in sockets:
+                sock.send(PAYLOAD)
+            pending = len(sockets)
+            while pending:
+                for sock, _ in poller.poll(1000):
+                    sock.recv()
+                    pending -= 1
+            fanout_ms.append((time.perf_counter() - began) * 1e3)
+    finally:
+        stop.set()
+        for sock in sockets:
+            sock.close()
+        context.term()
+        for process, _ in servers:
+            process.join(10)
+    return {'round_trip_200B': percentiles_ms(single_ms),
+            f'fanout_{PEERS - 1}_all_replies': percentiles_ms(fanout_ms)}
+
+
+# ----------------------------------------------------------------------- mesh phases
+
+def run_phase(name: str, folder: Path, *, drop_p: float, send_s: float, deadline_ms: float,
+              seed: int) -> dict:
+    folder.mkdir(parents=True)
+    ids = [f'r{index:02d}' for index in range(PEERS)]
+    key_folder = folder / 'keys'
+    for node_id in ids:
+        write_keypair(key_folder, node_id)
+    ports = {node_id: free_port() for node_id in ids}
+    start_at_s = time.time() + 10.0
+    processes = {}
+    for index, node_id in enumerate(ids):
+        args = [sys.executable, '-c', 'from mapl_robotics.cli import main; main()',
+                '--log-level', 'error', 'mesh', 'node', '--id', node_id,
+                '--bind', f'tcp://127.0.0.1:{ports[node_id]}', '--keys-dir', str(key_folder),
+                '--drop-p', str(drop_p), '--seed', str(seed + index),
+                '--send-s', str(send_s), '--linger-s', '1', '--deadline-ms', str(deadline_ms),
+                '--start-at-unix-s', f'{start_at_s:.3f}', '--state-hz', '20',
+                '--plan-burst-period-s', '1', '--plan-burst-size', '5',
+                '--delivered-log', str(folder / f'{node_id}.delivered'),
+                '--acked-log', str(folder / f'{node_id}.acked'),
+                '--metrics-json', str(folder / f'{node_id}.json')]
+        args += [part for other in ids if other != node_id
+                 for part in ('--peer', f'{other}=tcp://127.0.0.1:{ports[other]}')]
+        processes[node_id] = subprocess.Popen(args, start_new_session=True,
+                                              stdout=subprocess.DEVNULL,
+                                              stderr=open(folder / f'{node_id}.err', 'w'))
+    limit_s = time.monotonic() + 10.0 + send_s + deadline_ms / 1e3 + 60.0
+    with tqdm(total=len(ids), desc=name, unit='peer') as progress:
+        try:
+            while any(p.poll() is None for p in processes.values()):
+                if time.monotonic() > limit_s:
+                    raise TimeoutError(f'phase {name} did not finish in time')
+                progress.n = sum(p.poll() is not None for p in processes.values())
+                progress.refresh()
+                time.sleep(0.2)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    return summarize(folder, ids, send_s)
+
+
+def summarize(folder: Path, ids: list[str], send_s: float) -> dict:
+    latencies = collections.defaultdict(list)
+    totals = collections.Counter()
+    delivered = collections.defaultdict(collections.Counter)
+    for node_id in ids:
+        for line in (folder / f'{node_id}.delivered').read_text().splitlines():
+            sender, kind, number, _ = line.split()
+            delivered[node_id][(sender, kind, number)] += 1
+    lost = 0
+    for node_id in ids:
+        summary = json.loads((folder / f'{node_id}.json').read_text())
+        for kind, samples in summary['latency_ms'].items():
+            latencies[kind].extend(samples)
+        for key in ('sent', 'acked', 'failed', 'duplicates_delivered'):
+            totals[key] += summary[key]
+        counters = summary['metrics']['counters']
+        for key in ('retransmissions', 'fault_dropped', 'hwm_drops', 'duplicates_dropped'):
+            totals[key] += counters.get(key, 0)
+        for line in (folder / f'{node_id}.acked').read_text().splitlines():
+            peer, kind, number = line.split()
+            if delivered[peer][(node_id, kind, number)] == 0:
+                lost += 1
+    duplicates_in_logs = sum(count - 1 for counter in delivered.values()
+                             for count in counter.values() if count > 1)
+    everything = latencies['state'] + latencies['plan']
+    result = percentiles_ms(everything)
+    result.update({'state': percentiles_ms(latencies['state']),
+                   'plan': percentiles_ms(latencies['plan']),
+                   'over_100ms': int(sum(1 for value in everything if value > 100.0)),
+                   'lost': lost,
+                   'duplicates_delivered': totals['duplicates_delivered'] + duplicates_in_logs,
+                   'throughput_msgs_per_s': round(totals['acked'] / send_s, 1)})
+    result.update({key: totals[key] for key in ('sent', 'acked', 'failed', 'retransmissions',
+                                                 'fault_dropped', 'hwm_drops',
+                                                 'duplicates_dropped')})
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--json', type=Path, required=True, help='Write the results here.')
+    parser.add_argument('--send-s', type=float, default=10.0,
+                        help='Seconds of load per phase (default 10).')
+    parser.add_argument('--deadline-ms', type=float, default=1000.0,
+                        help='Message deadline in ms (default 1000, so that slow messages '
+                             'are measured rather than failed).')
+    parser.add_argument('--round-trips', type=int, default=5000)
+    parser.add_argument('--seed', type=int, default=2026)
+    args = parser.parse_args()
+    results = {'peers': PEERS, 'send_s': args.send_s, 'deadline_ms': args.deadline_ms,
+               'cpu_count': os.cpu_count(), 'load': 'state 20 Hz x 15 peers + 5 plans/s '
+               'x 15 peers per node; state 200 B, plans 2000 B payload; CurveZMQ on'}
+    results['raw_zmq'] = raw_floor(args.round_trips, args.round_trips // 5)
+    with tempfile.TemporaryDirectory(prefix='mapl_bench_mesh_') as folder:
+        results['no_loss'] = run_phase('no_loss', Path(folder) / 'no_loss', drop_p=0.0,
+                                       send_s=args.send_s, deadline_ms=args.deadline_ms,
+                                       seed=args.seed)
+        results['loss_10pct'] = run_phase('loss_10pct', Path(folder) / 'loss', drop_p=0.1,
+                                          send_s=args.send_s, deadline_ms=args.deadline_ms,
+                                          seed=args.seed + 1000)
+    floor_ms = results['raw_zmq']['round_trip_200B']['p99_ms']
+    results['no_loss']['p99_over_raw_round_trip'] = round(results['no_loss']['p99_ms'] / floor_ms,
+                                                          1)
+    results['lost'] = results['no_loss']['lost'] + results['loss_10pct']['lost']
+    results['duplicates_delivered'] = (results['no_loss']['duplicates_delivered']
+                                       + results['loss_10pct']['duplicates_delivered'])
+    args.json.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == '__main__':
+    main()
