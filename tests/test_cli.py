@@ -49,8 +49,8 @@ def test_spec_help(tmp_path):
 def test_plan_single_robot_writes_png(tmp_path):
     output = tmp_path / 'plan-out'
     result = run_mapl('--log-level', 'warning', 'plan', '--map', 'room_32', '--start', '1.5',
-                      '1.5', '--goal', '30.5', '30.5', '--seed', '1', '--step-size', '1', '--time-budget', '20',
-                      '--output', str(output), cwd=tmp_path)
+                      '1.5', '--goal', '30.5', '30.5', '--seed', '1', '--step-size', '1',
+                      '--time-budget', '20', '--output', str(output), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     png = output / 'plan.png'
     assert png.read_bytes()[:8] == PNG_SIGNATURE
@@ -67,8 +67,10 @@ def test_plan_single_robot_writes_png(tmp_path):
 
 def test_plan_spec_fleet_without_conflicts(tmp_path):
     output = tmp_path / 'fleet-out'
+    # A generous wall-clock budget keeps the result independent of machine load: the
+    # iteration budget ends a search long before it.
     result = run_mapl('--log-level', 'warning', 'plan', '--spec', str(EXAMPLE_SPEC),
-                      '--output', str(output), cwd=tmp_path)
+                      '--time-budget', '30', '--output', str(output), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((output / 'summary.json').read_text())
     assert sorted(summary['robots']) == ['r0', 'r1', 'r2', 'r3']
@@ -79,7 +81,7 @@ def test_plan_spec_fleet_without_conflicts(tmp_path):
 
 def test_plan_default_output_folder(tmp_path):
     result = run_mapl('--log-level', 'warning', 'plan', '--map', 'turtlebot3_world',
-                      cwd=tmp_path)
+                      '--time-budget', '30', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     written = list((tmp_path / 'out').glob('plan-*/plan.png'))
     assert len(written) == 1
