@@ -30,7 +30,7 @@ MAPS = {
 
 
 def exact_segments_free(checker, start, end) -> np.ndarray:
-    """Return the GEOS-only answer: inside the inner bounds and no obstacle within radius."""
+    """Return the GEOS-only result: inside the inner bounds and no obstacle within radius."""
     inside = checker._inside_inner_bounds(start) & checker._inside_inner_bounds(end)
     lines = shapely.linestrings(np.stack([start, end], axis=1))
     return inside & ~checker._hits(lines)
@@ -80,11 +80,11 @@ def run(args) -> dict:
         points_us = time_per_item_us(checker.points_free, point_batches)
         exact_points_us = time_per_item_us(lambda p: exact_points_free(checker, p),
                                            point_batches)
-        single = edge_batches[0]
-        began = time.perf_counter()
-        for a, b in zip(*single):
-            checker.segment_free(a, b)
-        single_edge_us = (time.perf_counter() - began) / len(single[0]) * 1e6
+        single_edge_us = time_per_item_us(
+            lambda starts, ends: [checker.segment_free(a, b) for a, b in zip(starts, ends)],
+            edge_batches[:20])
+        single_point_us = time_per_item_us(
+            lambda points: [checker.point_free(p) for p in points], point_batches[:20])
         all_start = np.concatenate([b[0] for b in edge_batches])
         all_end = np.concatenate([b[1] for b in edge_batches])
         fast = checker.segments_free(all_start, all_end)
@@ -98,6 +98,7 @@ def run(args) -> dict:
             'edge_us': round(edges_us, 2),
             'edge_exact_geos_us': round(exact_edges_us, 2),
             'single_edge_call_us': round(single_edge_us, 2),
+            'single_point_call_us': round(single_point_us, 2),
             'point_us': round(points_us, 2),
             'point_exact_geos_us': round(exact_points_us, 2),
             'edges_free_fraction': round(float(fast.mean()), 3),

@@ -2,9 +2,9 @@
 
 The field rasterizes the obstacles once, runs a Euclidean distance transform
 (``scipy.ndimage.distance_transform_edt``) and stores two numbers per cell. For any point
-``p`` the field then returns ``lower(p) <= dist(p, obstacles) <= upper(p)``, so a collision
-checker can decide most queries from two array look-ups and leave only the points and edges
-whose true clearance is close to the robot radius to an exact shapely check.
+``p`` the field then returns ``lower(p) <= dist(p, obstacles) <= upper(p)``. A collision
+checker decides most queries from these two array look-ups. Only the points and edges whose
+true clearance is close to the robot radius need an exact shapely check.
 
 The bounds are proved from two cell sets, with ``c`` the centre of the cell containing ``p``,
 ``d = |p - c|`` and ``E_X(c)`` the distance from ``c`` to the nearest centre of a cell in ``X``:
@@ -134,7 +134,7 @@ class ClearanceField:
         np.maximum(upper, 0.0, out=upper)
         if off_grid.any():
             # A point in the padding ring is on or outside the map edge. Rounding decides which
-            # side it is on, so only points clearly outside get a definite answer.
+            # side it is on, so only points clearly outside get a definite bound.
             margin = 1e-9
             outside = ((u < 1.0 - margin) | (u > cols - 1.0 + margin)
                        | (v < 1.0 - margin) | (v > rows - 1.0 + margin))
@@ -146,6 +146,10 @@ class ClearanceField:
 
     def lower_bound_at(self, x_m: float, y_m: float) -> float:
         """Return the lower bound at one point, without numpy overhead."""
+        return self.bounds_at(x_m, y_m)[0]
+
+    def bounds_at(self, x_m: float, y_m: float) -> tuple[float, float]:
+        """Return ``(lower_m, upper_m)`` at one point; ``(-inf, inf)`` off the inner grid."""
         dx = x_m - self.origin_xy_m[0]
         dy = y_m - self.origin_xy_m[1]
         cell_x, cell_y = self.cell_size_xy_m
@@ -153,11 +157,13 @@ class ClearanceField:
         v = (dy * self._cos - dx * self._sin) / cell_y
         rows, cols = self.shape
         if not (1.0 <= u < cols - 1.0 and 1.0 <= v < rows - 1.0):
-            return -math.inf
+            return -math.inf, math.inf
         col = int(u)
         row = int(v)
         offset = math.hypot((u - col - 0.5) * cell_x, (v - row - 0.5) * cell_y)
-        return float(self._lower_flat[row * cols + col]) - offset
+        flat = row * cols + col
+        return (float(self._lower_flat[flat]) - offset,
+                max(0.0, float(self._upper_flat[flat]) + offset))
 
 
 def _shifted_origin(origin_xy_m: Sequence[float], yaw_rad: float, cell_x: float,
@@ -198,8 +204,8 @@ def _outline_cells(geometries: Sequence[BaseGeometry], x_min: float, y_min: floa
     """Return the cells of points sampled along every obstacle outline.
 
     Samples are at most half the smaller cell edge apart, so every outline point lies within a
-    quarter cell of a sample, and every cell that an outline touches is the cell of a sample
-    or one of its eight neighbours. Dilating the result by one cell therefore covers them all.
+    quarter cell of a sample. Every cell that an outline touches is therefore the cell of a
+    sample or one of its eight neighbours, and dilating the result by one cell covers them.
     """
     spacing = 0.5 * min(cell_x, cell_y)
     parts = shapely.get_parts(np.asarray(list(geometries), dtype=object))

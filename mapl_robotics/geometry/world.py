@@ -8,8 +8,8 @@ obstacle is at least the radius.
 Most queries are decided by a conservative clearance field
 (:mod:`mapl_robotics.geometry.clearance`) from a few array look-ups. Only the points and edges
 whose clearance lies within the field's error of the radius go to GEOS, through a shapely
-``STRtree`` and the ``dwithin`` predicate. Both paths give the answer that GEOS alone would
-give, up to floating point at exactly the radius.
+``STRtree`` and the ``dwithin`` predicate. Both paths return what GEOS alone would return, up
+to floating point at exactly the radius.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ __all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
 FIELD_TARGET_CELL_M = 0.05
 FIELD_TARGET_CELLS = 250_000
 FIELD_MAX_CELLS = 2_000_000
-# Batched edge checks sample the field every SAMPLE_SPACING_CELLS field cells; single edge
-# checks march at most MARCH_MAX_STEPS steps before asking GEOS. Both were tuned with
-# bench/collision.py: finer sampling sends fewer edges to GEOS but costs more look-ups.
+# Batched edge checks sample the field every SAMPLE_SPACING_CELLS field cells. Single edge
+# checks march at most MARCH_MAX_STEPS steps and probe PROBE_MAX_STEPS samples before asking
+# GEOS. All three were tuned with bench/collision.py: finer sampling sends fewer edges to GEOS
+# but costs more look-ups.
 SAMPLE_SPACING_CELLS = 4.0
 MARCH_MAX_STEPS = 12
+PROBE_MAX_STEPS = 8
 
 
 class World:
@@ -225,9 +227,9 @@ class World:
         grid = self.source_grid
         if grid is not None:
             mask = grid.obstacle_mask(unknown_is_obstacle=self.unknown_is_obstacle)
-            wanted = max(1, math.ceil(grid.resolution_m / FIELD_TARGET_CELL_M))
+            subdivision = max(1, math.ceil(grid.resolution_m / FIELD_TARGET_CELL_M))
             allowed = max(1, math.floor(math.sqrt(FIELD_MAX_CELLS / mask.size)))
-            factor = min(wanted, allowed)
+            factor = min(subdivision, allowed)
             if factor > 1:
                 mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
             return ClearanceField.from_mask(
@@ -292,7 +294,7 @@ class CollisionChecker:
         self._has_obstacles = len(world.obstacles) > 0
         self._field = world.clearance_field() if self._has_obstacles else None
         self._tree = world.strtree() if self._has_obstacles else None
-        # Field answers within this margin of the radius go to GEOS, so rounding in the field
+        # Field bounds within this margin of the radius go to GEOS, so rounding in the field
         # never decides a case that GEOS would decide the other way.
         self._margin_m = 1e-9 * max(1.0, world.width_m, world.height_m, r)
         if self._field is not None:
@@ -336,8 +338,11 @@ class CollisionChecker:
             return False
         if self._field is None:
             return True
-        if self._field.lower_bound_at(x, y) >= self.radius_m + self._margin_m:
+        lower, upper = self._field.bounds_at(x, y)
+        if lower >= self.radius_m + self._margin_m:
             return True
+        if upper < self.radius_m - self._margin_m:
+            return False
         return not self._hit_single(shapely.points(x, y))
 
     # -- segments -----------------------------------------------------------------------------
@@ -364,8 +369,8 @@ class CollisionChecker:
     def segment_free(self, start_xy_m, end_xy_m) -> bool:
         """Return whether the disc swept along one segment is collision-free.
 
-        Same answer as :meth:`segments_free` for one segment, with less overhead: the field
-        is marched along the segment in plain Python, and GEOS decides what it cannot.
+        The result equals :meth:`segments_free` for one segment. It has less overhead because
+        the field is marched along the segment in plain Python, and GEOS decides the rest.
         """
         x0, y0 = _xy(start_xy_m)
         x1, y1 = _xy(end_xy_m)
@@ -376,40 +381,54 @@ class CollisionChecker:
             return False
         if self._field is None:
             return True
-        if self._march_free(x0, y0, x1, y1):
-            return True
+        decided = self._march(x0, y0, x1, y1)
+        if decided is not None:
+            return decided
         return not self._hit_single(shapely.linestrings([[x0, y0], [x1, y1]]))
 
-    def _march_free(self, x0: float, y0: float, x1: float, y1: float) -> bool:
-        """Return True when the clearance field alone proves the segment free.
+    def _march(self, x0: float, y0: float, x1: float, y1: float) -> bool | None:
+        """Return True (free) or False (blocked) when the clearance field decides, else None.
 
         Every point within ``lower - radius`` of a point whose lower bound is ``lower`` is
-        free, so the march jumps that far along the segment (sphere tracing). It gives up
-        after a few steps, or where the bound is too small, and returns False: not proven.
+        free, so the march jumps that far along the segment (sphere tracing). Where the bound
+        becomes too small it probes a few samples further on for an upper bound below the
+        radius, which proves a collision.
         """
         field = self._field
         needed = self.radius_m + self._margin_m
+        blocking = self.radius_m - self._margin_m
         length = math.hypot(x1 - x0, y1 - y0)
-        lower_start = field.lower_bound_at(x0, y0)
-        lower_end = field.lower_bound_at(x1, y1)
+        lower_start, upper_start = field.bounds_at(x0, y0)
+        lower_end, upper_end = field.bounds_at(x1, y1)
+        if upper_start < blocking or upper_end < blocking:
+            return False
         # Every point of the segment is within half its length of an end.
         if 0.5 * (lower_start + lower_end - length) >= needed:
             return True
-        if length == 0.0 or lower_start < needed or lower_end < needed:
-            return False
+        if length == 0.0:
+            return None
         travelled = 0.0
         lower = lower_start
-        for _ in range(MARCH_MAX_STEPS):
+        for _ in range(MARCH_MAX_STEPS if lower_start >= needed else 0):
             travelled += lower - needed
             if travelled >= length:
                 return True
             fraction = travelled / length
-            lower = field.lower_bound_at(x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0))
-            if lower < needed:
+            lower, upper = field.bounds_at(x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0))
+            if upper < blocking:
                 return False
+            if lower < needed:
+                break
             if 0.5 * (lower + lower_end - (length - travelled)) >= needed:
                 return True
-        return False
+        for step in range(1, PROBE_MAX_STEPS + 1):
+            fraction = (travelled + step * self._sample_spacing_m) / length
+            if fraction >= 1.0:
+                break
+            _lower, upper = field.bounds_at(x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0))
+            if upper < blocking:
+                return False
+        return None
 
     def path_free(self, xy_m) -> bool:
         """Return whether every edge of a polyline is free."""
@@ -423,12 +442,28 @@ class CollisionChecker:
 
         Each segment is sampled at pieces no longer than the sample spacing. With lower
         bounds ``l0`` and ``l1`` at the ends of a piece of length ``s``, every point of the
-        piece has clearance at least ``(l0 + l1 - s) / 2``; a segment is free when that holds
-        for all its pieces with room for the radius. A segment is blocked when any sample's
-        upper bound is below the radius.
+        piece has clearance at least ``(l0 + l1 - s) / 2``. A segment is free when that bound
+        exceeds the radius on all its pieces, and blocked when any sample's upper bound is
+        below the radius.
         """
         delta = end - start
         length = np.hypot(delta[:, 0], delta[:, 1])
+        needed = self.radius_m + self._margin_m
+        # Most edges are proven free by their two ends alone; only the rest are sampled.
+        lower_ends, _upper_ends = self._field.bounds(np.concatenate([start, end]))
+        count = len(start)
+        proven_free = 0.5 * (lower_ends[:count] + lower_ends[count:] - length) >= needed
+        blocked = np.zeros(count, dtype=bool)
+        rest = np.flatnonzero(~proven_free)
+        if rest.size:
+            rest_free, rest_blocked = self._sample_segments(start[rest], delta[rest],
+                                                            length[rest])
+            proven_free[rest] = rest_free
+            blocked[rest] = rest_blocked
+        return proven_free, blocked
+
+    def _sample_segments(self, start: np.ndarray, delta: np.ndarray, length: np.ndarray):
+        """Return the free and blocked masks of :meth:`_classify_segments` by sampling."""
         pieces = np.maximum(1, np.ceil(length / self._sample_spacing_m)).astype(np.intp)
         counts = pieces + 1
         offsets = np.cumsum(counts) - counts

@@ -1,4 +1,4 @@
-"""Reference answers computed with shapely alone, for comparing the fast collision checks."""
+"""Reference results computed with shapely alone, for comparing the fast collision checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fast collision checks give the same answers as plain shapely, on real and random maps."""
+"""The fast collision checks give the same results as plain shapely, on real and random maps."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_points_match_shapely_on_real_maps(real_worlds, name, radius_m):
 
 
 def test_nav2_warehouse_has_free_and_blocked_edges(real_worlds):
-    # Guards the comparison above against a degenerate sample where every answer is the same.
+    # Guards the comparison above against a degenerate sample where every result is the same.
     world = real_worlds['nav2_warehouse']
     checker = world.checker(0.3)
     start, end = planner_like_edges(world, np.random.default_rng(5), 2000)

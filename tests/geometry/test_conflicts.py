@@ -57,7 +57,7 @@ def test_parked_robot_keeps_occupying_goal():
 def test_robot_waits_at_start_before_its_span():
     late = line(10, 0, 0, 11, 1, 0)
     crosser = line(0, 0, -1, 2, 0, 1)
-    # Before t = 10 the late robot stands at its start, where the crosser passes at t = 1.
+    # Before t = 10 the late robot waits at its start, where the crosser passes at t = 1.
     assert closest_approach(late, crosser).distance_m == pytest.approx(0.0)
     assert closest_approach(late, crosser).time_s == pytest.approx(1.0)
 

@@ -88,7 +88,8 @@ def test_scenario_starts_and_goals_free(name):
         for task in tasks[:5]:
             x, y = task.start_cell
             assert task.start_xy_m == (x + 0.5, height - y - 0.5)
-            assert 0 <= x < width and 0 <= y < height
+            assert 0 <= x < width
+            assert 0 <= y < height
 
 
 def test_scenario_first_line_values():
@@ -199,7 +200,7 @@ def test_scenario_missing_files(tmp_path):
     ('type hex\nheight 2\nwidth 2\nmap\n..\n..\n', "type 'hex'"),
     ('type octile\nwidth 2\nmap\n..\n..\n', 'lacks height'),
     ('type octile\nheight two\nwidth 2\nmap\n..\n..\n', 'must be integers'),
-    ('type octile\nheight 3\nwidth 2\nmap\n..\n..\n', 'has 2 tile rows'),
+    ('type octile\nheight 3\nwidth 2\nmap\n..\n..\n', 'contains 2 tile rows'),
     ('type octile\nheight 2\nwidth 2\nmap\n..\n...\n', 'has 3 tiles'),
     ('type octile\nheight 2\nwidth 2\nmap\n.X\n..\n', "unknown tile 'X' at x=1, y=0"),
     ('octile\nheight 2\nwidth 2\nmap\n..\n..\n', 'not a header line'),

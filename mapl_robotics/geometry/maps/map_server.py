@@ -3,10 +3,10 @@
 The YAML keys and the pixel interpretation follow ROS map_server and nav2_map_server
 (``nav2_map_server/src/map_io.cpp``, ``loadMapYaml`` and ``loadMapFromFile``):
 
-- required keys ``image`` (relative to the YAML file), ``resolution`` (m/pixel), ``origin``
-  ``[x, y, yaw]`` (the pose of the lower-left pixel's outer corner, yaw counter-clockwise),
-  ``occupied_thresh``, ``free_thresh`` and ``negate``; optional ``mode`` (``trinary`` by
-  default, ``scale`` or ``raw``).
+- required keys: ``image`` (relative to the YAML file), ``resolution`` (m/pixel), ``origin``
+  ``[x, y, yaw]``, ``occupied_thresh``, ``free_thresh`` and ``negate``. ``origin`` is the pose
+  of the lower-left pixel's outer corner, with yaw counter-clockwise. The optional ``mode`` is
+  ``trinary`` (the default), ``scale`` or ``raw``.
 - ``shade`` is the pixel brightness in [0, 1] (the mean of the colour channels divided by the
   maximum value; in trinary mode an alpha channel joins the mean). The occupancy probability is
   ``p = 1 - shade``, or ``p = shade`` when ``negate`` is set; for 8-bit images without negate
@@ -103,6 +103,7 @@ def _read_description(path: Path) -> dict:
         raise MapFormatError(
             f'map YAML {str(path)!r} lacks the required key(s) {", ".join(missing)}; '
             'map_server needs image, resolution, origin, negate, occupied_thresh, free_thresh')
+
     image = document['image']
     if not isinstance(image, str) or not image.strip():
         raise MapFormatError(
@@ -118,6 +119,7 @@ def _read_description(path: Path) -> dict:
             f"map YAML {str(path)!r}: 'origin'={origin!r} must be a list [x, y, yaw] of three "
             'numbers (metres, metres, radians)')
     origin = [_number(path, f'origin[{i}]', value) for i, value in enumerate(origin)]
+
     negate = document['negate']
     if negate not in (0, 1) or isinstance(negate, float):
         raise MapFormatError(
@@ -128,6 +130,7 @@ def _read_description(path: Path) -> dict:
         raise MapFormatError(
             f"map YAML {str(path)!r}: free_thresh={free} and occupied_thresh={occupied} must "
             'satisfy 0 <= free_thresh < occupied_thresh <= 1')
+
     mode = document.get('mode', 'trinary')
     if mode not in MAP_MODES:
         raise MapFormatError(
@@ -156,12 +159,14 @@ def _image_values(image_path: Path, description: dict) -> np.ndarray:
     if mode == 'trinary' and alpha is not None:
         channels.append(alpha.astype(float))
     shade = sum(channels) / (len(channels) * max_value)
+
     if mode == 'raw':
         raw = np.round(shade * 255.0)
         return np.where((raw >= FREE) & (raw <= OCCUPIED), raw, UNKNOWN).astype(np.int8)
     occupancy = shade if description['negate'] else 1.0 - shade
     occupied_thresh = description['occupied_thresh']
     free_thresh = description['free_thresh']
+
     if mode == 'trinary':
         values = np.full(shade.shape, UNKNOWN, dtype=np.int8)
     else:
@@ -171,6 +176,7 @@ def _image_values(image_path: Path, description: dict) -> np.ndarray:
     values[occupancy > occupied_thresh] = OCCUPIED
     if mode == 'scale' and alpha is not None:
         values[alpha < max_value] = UNKNOWN
+
     if mode == 'trinary' and not description['negate'] and max_value == 255:
         saver_unknown = np.all(colour == SAVER_UNKNOWN_PIXEL, axis=-1)
         if alpha is not None:
@@ -281,14 +287,14 @@ def read_pgm(path) -> tuple[np.ndarray, int]:
         needed = count * np.dtype(dtype).itemsize
         if len(data) < needed:
             raise MapFormatError(
-                f'PGM file {str(path)!r} holds {len(data)} raster bytes but its header '
+                f'PGM file {str(path)!r} contains {len(data)} raster bytes but its header '
                 f'({width} x {height}, maxval {max_value}) needs {needed}; the file is truncated')
         pixels = np.frombuffer(data[:needed], dtype=dtype)
     else:
         tokens = content[position:].split()
         if len(tokens) < count:
             raise MapFormatError(
-                f'PGM file {str(path)!r} holds {len(tokens)} samples but its header needs '
+                f'PGM file {str(path)!r} contains {len(tokens)} samples but its header needs '
                 f'{width} x {height} = {count}; the file is truncated')
         try:
             pixels = np.array([int(token) for token in tokens[:count]], dtype=np.int64)

@@ -2,8 +2,8 @@
 
 Format (https://movingai.com/benchmarks/formats.html): a ``.map`` file starts with the header
 lines ``type octile``, ``height H``, ``width W`` and ``map``, followed by H rows of W tiles.
-Tiles ``.`` and ``G`` are passable terrain and ``S`` is swamp (passable); ``@`` and ``O`` are
-out of bounds, ``T`` is trees and ``W`` is water, none of which a ground robot can enter. Tile
+Tiles ``.`` and ``G`` are passable terrain and ``S`` is swamp, also passable. ``@`` and ``O``
+are out of bounds, ``T`` is trees and ``W`` is water: a ground robot can enter none of them. Tile
 ``(x, y)`` is column x and row y, both counted from 0 at the upper-left corner.
 
 A ``.scen`` file starts with ``version 1`` (or ``version 1.0``) and has one task per line with
@@ -107,6 +107,7 @@ def read_movingai_map(path) -> MovingAIMap:
     except UnicodeDecodeError as error:
         raise MapFormatError(
             f'MovingAI map {str(path)!r} is not an ASCII text file ({error})') from error
+
     header: dict[str, str] = {}
     line_number = 0
     for line_number, line in enumerate(lines, start=1):
@@ -123,6 +124,7 @@ def read_movingai_map(path) -> MovingAIMap:
     else:
         raise MapFormatError(
             f"MovingAI map {str(path)!r} has no 'map' line; the header must end with 'map'")
+
     missing = [key for key in ('type', 'height', 'width') if key not in header]
     if missing:
         raise MapFormatError(
@@ -140,18 +142,20 @@ def read_movingai_map(path) -> MovingAIMap:
     if height <= 0 or width <= 0:
         raise MapFormatError(
             f'MovingAI map {str(path)!r}: height={height} and width={width} must be positive')
+
     rows = [line.rstrip('\r\n') for line in lines[line_number:]]
     while rows and not rows[-1].strip():
         rows.pop()
     if len(rows) != height:
         raise MapFormatError(
-            f'MovingAI map {str(path)!r} has {len(rows)} tile rows but its header says '
-            f'height {height}; fix the header or the rows')
+            f'MovingAI map {str(path)!r} contains {len(rows)} tile rows but its header '
+            f'gives height {height}; fix the header or the rows')
     for index, row in enumerate(rows):
         if len(row) != width:
             raise MapFormatError(
                 f'MovingAI map {str(path)!r} line {line_number + index + 1} has {len(row)} '
-                f'tiles but the header says width {width}')
+                f'tiles but the header gives width {width}')
+
     tiles = np.array([list(row) for row in rows], dtype='<U1')
     unknown = sorted(set(str(tile) for tile in np.unique(tiles)) - PASSABLE_TILES - BLOCKED_TILES)
     if unknown:

@@ -184,6 +184,7 @@ def load_geojson_map(path, *, repair_invalid: bool | None = None) -> World:
             f'GeoJSON map {str(path)!r} lacks a top-level "bbox": [x_min, y_min, x_max, y_max] '
             'giving the map bounds in metres')
     bounds = _bounds(document['bbox'], path)
+
     if document['type'] == 'FeatureCollection':
         features = document.get('features')
         if not isinstance(features, list):
@@ -196,6 +197,7 @@ def load_geojson_map(path, *, repair_invalid: bool | None = None) -> World:
     obstacles = []
     for index, feature in enumerate(features):
         obstacles.extend(_geojson_obstacles(feature, index, path))
+
     repair = _repair_flag(document.get('repair_invalid', False), path)
     if repair_invalid is not None:
         repair = repair_invalid
@@ -238,73 +240,73 @@ def _bounds(value, path: Path) -> tuple[float, float, float, float]:
     return tuple(numbers)  # type: ignore[return-value]
 
 
-def _finite_point(value, what: str) -> tuple[float, float]:
+def _finite_point(value, label: str) -> tuple[float, float]:
     if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 2
             or any(isinstance(v, bool) or not isinstance(v, (int, float, np.floating))
                    for v in value)):
-        raise MapFormatError(f'{what} {value!r} must be a pair of numbers [x, y] in metres')
+        raise MapFormatError(f'{label} {value!r} must be a pair of numbers [x, y] in metres')
     if not all(math.isfinite(v) for v in value):
-        raise InvalidCoordinateError(f'{what} {value!r} must be finite numbers')
+        raise InvalidCoordinateError(f'{label} {value!r} must be finite numbers')
     return float(value[0]), float(value[1])
 
 
-def _ring(value, what: str) -> list[tuple[float, float]]:
+def _ring(value, label: str) -> list[tuple[float, float]]:
     if not isinstance(value, list) or len(value) < 3:
         raise MapFormatError(
-            f'{what} must be a list of at least three [x, y] vertices, got {value!r}')
-    return [_finite_point(vertex, f'{what} vertex {index}') for index, vertex in enumerate(value)]
+            f'{label} must be a list of at least three [x, y] vertices, got {value!r}')
+    return [_finite_point(vertex, f'{label} vertex {index}') for index, vertex in enumerate(value)]
 
 
 def _yaml_obstacle(item, index: int, path: Path) -> BaseGeometry:
-    what = f'polygon map {str(path)!r} obstacle {index}'
+    label = f'polygon map {str(path)!r} obstacle {index}'
     if isinstance(item, list):
-        return Polygon(_ring(item, what))
+        return Polygon(_ring(item, label))
     if isinstance(item, dict) and set(item) <= {'polygon', 'holes'} and 'polygon' in item:
         holes = item.get('holes') or []
         if not isinstance(holes, list):
-            raise MapFormatError(f'{what}: holes must be a list of vertex lists')
-        return Polygon(_ring(item['polygon'], what),
-                       [_ring(hole, f'{what} hole {k}') for k, hole in enumerate(holes)])
+            raise MapFormatError(f'{label}: holes must be a list of vertex lists')
+        return Polygon(_ring(item['polygon'], label),
+                       [_ring(hole, f'{label} hole {k}') for k, hole in enumerate(holes)])
     if isinstance(item, dict) and set(item) == {'circle'} and isinstance(item['circle'], dict):
         circle = item['circle']
         if set(circle) != {'center_m', 'radius_m'}:
-            raise MapFormatError(f'{what}: circle needs exactly center_m and radius_m')
-        return disc_polygon(_finite_point(circle['center_m'], f'{what} center_m'),
+            raise MapFormatError(f'{label}: circle needs exactly center_m and radius_m')
+        return disc_polygon(_finite_point(circle['center_m'], f'{label} center_m'),
                             radius_m=circle['radius_m'])
     raise MapFormatError(
-        f'{what} is {item!r}; use a vertex list, {{polygon: [...], holes: [...]}} or '
+        f'{label} is {item!r}; use a vertex list, {{polygon: [...], holes: [...]}} or '
         '{circle: {center_m: [x, y], radius_m: r}}')
 
 
 def _geojson_obstacles(feature, index: int, path: Path) -> list[BaseGeometry]:
-    what = f'GeoJSON map {str(path)!r} feature {index}'
+    label = f'GeoJSON map {str(path)!r} feature {index}'
     if not isinstance(feature, dict) or feature.get('type') != 'Feature':
-        raise MapFormatError(f'{what} must be an object with "type": "Feature"')
+        raise MapFormatError(f'{label} must be an object with "type": "Feature"')
     geometry = feature.get('geometry')
     properties = feature.get('properties') or {}
     if not isinstance(geometry, dict):
-        raise MapFormatError(f'{what} has no geometry object')
+        raise MapFormatError(f'{label} has no geometry object')
     kind = geometry.get('type')
     coordinates = geometry.get('coordinates')
     if kind == 'Point':
         if 'radius_m' not in properties:
             raise MapFormatError(
-                f'{what} is a Point without a radius_m property; give the disc radius in metres')
-        return [disc_polygon(_finite_point(coordinates, f'{what} coordinates'),
+                f'{label} is a Point without a radius_m property; give the disc radius in metres')
+        return [disc_polygon(_finite_point(coordinates, f'{label} coordinates'),
                              radius_m=properties['radius_m'])]
     if kind == 'Polygon':
-        return [_geojson_polygon(coordinates, what)]
+        return [_geojson_polygon(coordinates, label)]
     if kind == 'MultiPolygon':
         if not isinstance(coordinates, list):
-            raise MapFormatError(f'{what}: MultiPolygon coordinates must be a list')
-        return [_geojson_polygon(part, f'{what} part {k}') for k, part in enumerate(coordinates)]
+            raise MapFormatError(f'{label}: MultiPolygon coordinates must be a list')
+        return [_geojson_polygon(part, f'{label} part {k}') for k, part in enumerate(coordinates)]
     raise MapFormatError(
-        f'{what} has geometry type {kind!r}; obstacles are Polygon, MultiPolygon or Point with '
+        f'{label} has geometry type {kind!r}; obstacles are Polygon, MultiPolygon or Point with '
         'radius_m')
 
 
-def _geojson_polygon(coordinates, what: str) -> Polygon:
+def _geojson_polygon(coordinates, label: str) -> Polygon:
     if not isinstance(coordinates, list) or not coordinates:
-        raise MapFormatError(f'{what}: Polygon coordinates must be a list of rings')
-    rings = [_ring(ring, f'{what} ring {k}') for k, ring in enumerate(coordinates)]
+        raise MapFormatError(f'{label}: Polygon coordinates must be a list of rings')
+    rings = [_ring(ring, f'{label} ring {k}') for k, ring in enumerate(coordinates)]
     return Polygon(rings[0], rings[1:])
