@@ -162,7 +162,7 @@ class LocalCluster:
                 return index
         return None
 
-    def wait_for_leader(self, *, timeout_s: float = 15.0,
+    def wait_for_leader(self, *, timeout_s: float = 60.0,
                         exclude: Sequence[int] = ()) -> int:
         """Poll until a running node outside ``exclude`` is leader and return its index."""
         deadline = time.monotonic() + timeout_s

@@ -7,7 +7,7 @@ import itertools
 from mapl_robotics.coordination.ledger_state import FencingToken, LedgerState
 from mapl_robotics.coordination.protocol import generate_key_pair, sign_request
 
-__all__ = ['StateDriver']
+__all__ = ['StateDriver', 'lane_plan', 'wait_until', 'history_tokens']
 
 
 class StateDriver:
@@ -43,3 +43,30 @@ class StateDriver:
                            'trajectory': [list(map(float, row)) for row in rows],
                            'base_version': base_version,
                            'potential_improvement_s': improvement_s})
+
+
+def lane_plan(client_view_trajectory, *, t0_s: float, target_x_m: float, y_m: float,
+              speed_mps: float = 0.8):
+    """Return rows of a straight move along a lane from the committed position at ``t0_s``."""
+    start = client_view_trajectory.position_at(t0_s)
+    duration_s = max(abs(target_x_m - float(start[0])) / speed_mps, 0.05)
+    return [(t0_s, float(start[0]), float(start[1]), 0.0),
+            (t0_s + duration_s, target_x_m, y_m, 0.0)]
+
+
+def wait_until(predicate, *, timeout_s: float, period_s: float = 0.05):
+    """Poll ``predicate`` until it returns a truthy value or ``timeout_s`` passes."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(period_s)
+
+
+def history_tokens(cluster, index: int, *, timeout_s: float = 2.0):
+    """Return node ``index``'s commit history as a list of (token, robot_id, kind) tuples."""
+    records = cluster.client.history_records(cluster.client_addresses[index],
+                                             timeout_s=timeout_s)
+    return [(tuple(record.token.to_list()), record.robot_id, record.kind) for record in records]
