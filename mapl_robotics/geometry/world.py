@@ -362,8 +362,7 @@ class CollisionChecker:
         undecided = ~(certain_free | certain_hit)
         if np.any(undecided):
             exact = index[undecided]
-            lines = shapely.linestrings(np.stack([start[exact], end[exact]], axis=1))
-            free[exact[self._hits(lines)]] = False
+            free[exact[self._hits(_edge_geometries(start[exact], end[exact]))]] = False
         return free
 
     def segment_free(self, start_xy_m, end_xy_m) -> bool:
@@ -384,6 +383,8 @@ class CollisionChecker:
         decided = self._march(x0, y0, x1, y1)
         if decided is not None:
             return decided
+        if x0 == x1 and y0 == y1:
+            return not self._hit_single(shapely.points(x0, y0))
         return not self._hit_single(shapely.linestrings([[x0, y0], [x1, y1]]))
 
     def _march(self, x0: float, y0: float, x1: float, y1: float) -> bool | None:
@@ -512,3 +513,16 @@ def _xy(point) -> tuple[float, float]:
         return float(point[0]), float(point[1])
     x, y = np.asarray(point, dtype=float).reshape(2)
     return float(x), float(y)
+
+
+def _edge_geometries(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Return a line per edge, or a point where the edge has zero length.
+
+    A two-point line with equal points is invalid in GEOS, and ``STRtree.query`` with
+    ``dwithin`` finds nothing near it (shapely 2.2, GEOS 3.14), so such edges are points.
+    """
+    geometries = shapely.linestrings(np.stack([start, end], axis=1))
+    degenerate = np.all(start == end, axis=1)
+    if np.any(degenerate):
+        geometries[degenerate] = shapely.points(start[degenerate])
+    return geometries

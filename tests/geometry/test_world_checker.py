@@ -244,3 +244,14 @@ def test_point_and_line_obstacles_agree_with_shapely(rng):
         assert np.array_equal(checker.segments_free(start, end),
                               exact_segments_free(checker, start, end))
         assert np.array_equal(checker.points_free(start), exact_points_free(checker, start))
+
+
+def test_zero_length_edge_near_obstacle():
+    world = World(bounds_m=(0.0, 0.0, 10.0, 10.0), obstacles=[box(5.0, 0.0, 6.0, 10.0)])
+    checker = world.checker(0.5)
+    for x_m in (4.4, 4.5, 4.6, 4.52, 4.48):
+        expected = checker.point_free((x_m, 5.0))
+        assert checker.segment_free((x_m, 5.0), (x_m, 5.0)) == expected
+        assert checker.segments_free([[x_m, 5.0]], [[x_m, 5.0]])[0] == expected
+    assert not checker.segment_free((4.6, 5.0), (4.6, 5.0))
+    assert checker.segment_free((4.4, 5.0), (4.4, 5.0))
