@@ -1,0 +1,99 @@
+"""RobotAgent on a real 3-node ledger, stepped by a simulated clock."""
+
+from __future__ import annotations
+
+import numpy as np
+from shapely.geometry import box
+
+from mapl_robotics.coordination import AgentSettings, RobotAgent, audit_history
+from mapl_robotics.geometry import ConstantVelocity, MovingObstacle, World
+from mapl_robotics.planning import PlannerSettings, RobotModel
+
+# A 1 m wide corridor from x = 2 m to x = 10 m with a passing bay above its middle.
+CORRIDOR = World(bounds_m=(0.0, 0.0, 12.0, 4.0),
+                 obstacles=[box(2.0, 0.0, 10.0, 1.5), box(2.0, 2.5, 5.5, 4.0),
+                            box(6.5, 2.5, 10.0, 4.0), box(5.5, 3.5, 6.5, 4.0)])
+ROBOT = RobotModel(radius_m=0.3, max_speed_mps=1.0, max_accel_mps2=1.0)
+PLANNER = PlannerSettings(time_budget_s=0.5)
+
+
+def _make_agents(cluster, make_robot_client, specs, *, settings=None):
+    agents = []
+    for index, (robot_id, start, goal) in enumerate(specs):
+        client = make_robot_client(cluster.client_addresses, robot_id, timeout_s=2.0)
+        agents.append(RobotAgent(robot_id, robot=ROBOT, world=CORRIDOR, start_pose=start,
+                                 goal_xy_m=goal, client=client,
+                                 rng=np.random.default_rng(100 + index),
+                                 settings=settings or AgentSettings(),
+                                 planner_settings=PLANNER))
+    return agents
+
+
+def _run_lockstep(agents, *, t_end_s, dt_s=0.1):
+    """Step every agent on a shared simulated clock, waiting for each one's work."""
+    now_s = 1.0
+    steps = []
+    while now_s < t_end_s:
+        steps = [agent.step(now_s) for agent in agents]
+        if all(step.status == 'parked' for step in steps):
+            break
+        for agent in agents:
+            assert agent.wait_idle(30.0), f'agent {agent.robot_id} worker did not finish'
+        now_s += dt_s
+    return now_s, steps
+
+
+def test_corridor_swap_both_arrive(make_cluster, make_robot_client):
+    cluster = make_cluster(3)
+    cluster.wait_for_leader()
+    agents = _make_agents(cluster, make_robot_client,
+                          [('a', (1.0, 2.0, 0.0), (11.0, 2.0)),
+                           ('b', (11.0, 2.0, np.pi), (1.0, 2.0))])
+    try:
+        end_s, steps = _run_lockstep(agents, t_end_s=150.0)
+    finally:
+        for agent in agents:
+            agent.close()
+    assert [step.status for step in steps] == ['parked', 'parked'], \
+        [(step.status, step.message) for step in steps]
+    for agent, step in zip(agents, steps):
+        assert np.allclose(step.trajectory.end_xy_m, agent.goal_xy_m, atol=0.05)
+    records = cluster.client.history_records(cluster.client_addresses[0])
+    assert audit_history(records, clearance_m=0.1) == []
+    assert any(record.kind == 'park' for record in records)
+
+
+def test_obstacle_departure_triggers_replan(make_cluster, make_robot_client):
+    cluster = make_cluster(3)
+    cluster.wait_for_leader()
+    (agent,) = _make_agents(cluster, make_robot_client, [('a', (0.5, 0.5, 0.0), (1.5, 3.5))])
+    try:
+        now_s = 1.0
+        for _ in range(50):
+            step = agent.step(now_s)
+            agent.wait_idle(30.0)
+            if step.status == 'executing':
+                break
+            now_s += 0.1
+        assert step.status == 'executing'
+        replans = step.replans
+        parked_far = MovingObstacle('cart', 0.3, ConstantVelocity(start_xy_m=(11.0, 3.5),
+                                                                  velocity_mps=(0.0, 0.0),
+                                                                  t0_s=0.0))
+        assert agent.observe_obstacles([parked_far], now_s=now_s)
+        assert not agent.observe_obstacles([parked_far], now_s=now_s + 0.1)
+        moved = MovingObstacle('cart', 0.3, ConstantVelocity(start_xy_m=(11.0, 1.0),
+                                                             velocity_mps=(0.0, 0.0),
+                                                             t0_s=0.0))
+        agent.wait_idle(30.0)
+        agent.step(now_s + 0.2)
+        agent.wait_idle(30.0)
+        replans = agent.step(now_s + 0.3).replans
+        assert agent.observe_obstacles([moved], now_s=now_s + 0.4)
+        agent.step(now_s + 0.4)
+        agent.wait_idle(30.0)
+        step = agent.step(now_s + 0.5)
+        assert step.replans == replans + 1
+        assert agent.conflicts_with_obstacles(now_s=now_s + 0.5) == []
+    finally:
+        agent.close()
