@@ -91,7 +91,8 @@ def plot_plan(world: World, trajectories: Mapping[str, Trajectory], *,
                             edgecolor='crimson'))
         ax.annotate(f'{obstacle.obstacle_id} ({obstacle.kind})', tuple(xy[0]), fontsize=7,
                     color='crimson')
-    if trajectories:
+    # Past a dozen robots a legend covers the map, and the colours repeat anyway.
+    if 0 < len(trajectories) <= 12:
         ax.legend(loc='upper right', fontsize=7, framealpha=0.8)
     ax.set_title(title or world.name)
     figure.tight_layout()

@@ -120,6 +120,15 @@ def test_plan_start_in_obstacle(tmp_path):
     assert_one_error_line(result, 'start')
 
 
+def test_plan_output_not_writable(tmp_path):
+    blocker = tmp_path / 'taken'
+    blocker.write_text('a file where the output folder should go')
+    result = run_mapl('--log-level', 'warning', 'plan', '--map', 'turtlebot3_world',
+                      '--time-budget', '30', '--output', str(blocker / 'out'), cwd=tmp_path)
+    assert result.returncode == 1
+    assert_one_error_line(result, 'cannot write the outputs', '--output')
+
+
 def test_plan_spec_and_start_exclusive(tmp_path):
     result = run_mapl('plan', '--spec', str(EXAMPLE_SPEC), '--start', '0', '0', cwd=tmp_path)
     assert result.returncode == 2

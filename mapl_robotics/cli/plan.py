@@ -134,7 +134,12 @@ def plan(map_name: str, cell_size_m: float | None, start_xy_m, goal_xy_m,
     output_dir = output_dir if output_dir is not None else _default_output()
     started = time.perf_counter()
     result = job.run()
-    png_path = result.write(output_dir)
+    try:
+        png_path = result.write(output_dir)
+    except OSError as error:
+        raise click.ClickException(f'cannot write the outputs to {str(output_dir)!r}: '
+                                   f'{error.strerror or error}; choose another --output '
+                                   'folder') from None
     for line in result.summary_lines():
         click.echo(line)
     click.echo(f'wrote {png_path} and {output_dir / "trajectories.json"} '
