@@ -17,8 +17,8 @@ The bounds are proved from two cell sets, with ``c`` the centre of the cell cont
   around its centre is obstacle as well, and the bound tightens by that half cell.
 
 A ring of cells around the field counts as obstacle, so the bounds also cover the distance to
-the map boundary; the world's own bounds check makes that harmless for axis-aligned maps, and
-for rotated grids the area outside the grid is an obstacle anyway.
+the map boundary. For axis-aligned maps that agrees with the world's own bounds check, and for
+rotated grids the area outside the grid is an obstacle anyway.
 """
 
 from __future__ import annotations

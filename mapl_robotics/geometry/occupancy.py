@@ -1,6 +1,6 @@
 """Occupancy grids in ROS order, and their conversion to merged obstacle rectangles.
 
-An :class:`OccupancyGrid` holds cell values the way ``nav_msgs/OccupancyGrid`` does: ``0`` free,
+An :class:`OccupancyGrid` stores cell values the way ``nav_msgs/OccupancyGrid`` does: ``0`` free,
 ``100`` occupied, ``1..99`` graded occupancy (map_server ``scale`` and ``raw`` modes) and ``-1``
 unknown. Row 0 is the row at the map origin, which is the bottom of the map image, and column 0
 is the column at the origin. The centre of cell ``(row, col)`` lies at
@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Sequence
 
 import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
 
 from mapl_robotics.errors import InvalidCoordinateError, MapFormatError
 
-__all__ = ['FREE', 'OCCUPIED', 'UNKNOWN', 'OccupancyGrid', 'mask_rectangles']
+__all__ = ['FREE', 'OCCUPIED', 'UNKNOWN', 'MAX_RASTER_CELLS', 'OccupancyGrid', 'mask_rectangles',
+           'rasterize_obstacles']
 
 FREE = 0
 OCCUPIED = 100
 UNKNOWN = -1
+# Largest grid rasterize_obstacles builds (100 MB of int8 cells).
+MAX_RASTER_CELLS = 100_000_000
+# Cell edges within this many cells of an obstacle edge count as on it, so rounding in
+# ``coordinate / resolution`` does not mark a cell that only touches the obstacle.
+_EDGE_TOLERANCE_CELLS = 1e-9
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -175,3 +184,42 @@ def mask_rectangles(mask: np.ndarray) -> np.ndarray:
     last = np.append(first[1:], run_rows.size) - 1
     return np.stack([run_starts[first], run_rows[first], run_ends[first], run_rows[last] + 1],
                     axis=1).astype(np.int64)
+
+
+def rasterize_obstacles(obstacles: Sequence[BaseGeometry], *, bounds_m: Sequence[float],
+                        resolution_m: float) -> OccupancyGrid:
+    """Return an axis-aligned grid over ``bounds_m`` with every cell that shares area with an
+    obstacle occupied (100) and the rest free (0).
+
+    The grid starts at the lower-left corner of the bounds and covers them, rounded up to
+    whole cells. Cells that only share an edge or a corner with an obstacle stay free.
+    """
+    x_min, y_min, x_max, y_max = (float(v) for v in bounds_m)
+    cols = max(1, math.ceil((x_max - x_min) / resolution_m - _EDGE_TOLERANCE_CELLS))
+    rows = max(1, math.ceil((y_max - y_min) / resolution_m - _EDGE_TOLERANCE_CELLS))
+    if rows * cols > MAX_RASTER_CELLS:
+        raise InvalidCoordinateError(
+            f'resolution_m={resolution_m} gives a {cols} x {rows} grid, more than '
+            f'{MAX_RASTER_CELLS} cells; use a coarser resolution')
+    data = np.zeros((rows, cols), dtype=np.int8)
+    for obstacle in obstacles:
+        gx0, gy0, gx1, gy1 = obstacle.bounds
+        c0 = max(0, math.floor((gx0 - x_min) / resolution_m + _EDGE_TOLERANCE_CELLS))
+        c1 = min(cols, math.ceil((gx1 - x_min) / resolution_m - _EDGE_TOLERANCE_CELLS))
+        r0 = max(0, math.floor((gy0 - y_min) / resolution_m + _EDGE_TOLERANCE_CELLS))
+        r1 = min(rows, math.ceil((gy1 - y_min) / resolution_m - _EDGE_TOLERANCE_CELLS))
+        if c1 <= c0 or r1 <= r0:
+            continue
+        if obstacle.area > 0.0 and math.isclose(obstacle.area, (gx1 - gx0) * (gy1 - gy0),
+                                                rel_tol=1e-12):
+            # An axis-aligned rectangle covers every cell of its bounding-box range.
+            data[r0:r1, c0:c1] = OCCUPIED
+            continue
+        col_index, row_index = np.meshgrid(np.arange(c0, c1), np.arange(r0, r1))
+        cell_x = x_min + col_index.ravel() * resolution_m
+        cell_y = y_min + row_index.ravel() * resolution_m
+        cells = shapely.box(cell_x, cell_y, cell_x + resolution_m, cell_y + resolution_m)
+        shapely.prepare(obstacle)
+        overlap = shapely.intersects(obstacle, cells) & ~shapely.touches(obstacle, cells)
+        data[row_index.ravel()[overlap], col_index.ravel()[overlap]] = OCCUPIED
+    return OccupancyGrid(data=data, resolution_m=resolution_m, origin_xy_m=(x_min, y_min))

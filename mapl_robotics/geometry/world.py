@@ -26,13 +26,14 @@ from shapely.geometry.base import BaseGeometry
 from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, InvalidGeometryError,
                                   OutOfBoundsError)
 from mapl_robotics.geometry.clearance import ClearanceField
-from mapl_robotics.geometry.occupancy import OCCUPIED, FREE, OccupancyGrid, mask_rectangles
+from mapl_robotics.geometry.occupancy import (FREE, OCCUPIED, OccupancyGrid, mask_rectangles,
+                                               rasterize_obstacles)
 
 __all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
 
-# Clearance fields of grid maps are subdivided down to about this cell size, and of polygon
-# maps sized to about FIELD_TARGET_CELLS cells; FIELD_MAX_CELLS caps the memory (two float64
-# arrays per field, so 2 million cells take 32 MB).
+# Clearance fields of grid maps are subdivided down to about FIELD_TARGET_CELL_M, and those of
+# polygon maps get about FIELD_TARGET_CELLS cells. FIELD_MAX_CELLS caps the memory: a field
+# stores two float64 arrays, so 2 million cells take 32 MB.
 FIELD_TARGET_CELL_M = 0.05
 FIELD_TARGET_CELLS = 250_000
 FIELD_MAX_CELLS = 2_000_000
@@ -256,21 +257,8 @@ class World:
             return OccupancyGrid(data=np.where(mask, OCCUPIED, FREE).astype(np.int8),
                                  resolution_m=grid.resolution_m, origin_xy_m=grid.origin_xy_m,
                                  origin_yaw_rad=grid.origin_yaw_rad)
-        x_min, y_min = self.bounds_m[0], self.bounds_m[1]
-        cols = max(1, math.ceil(self.width_m / resolution_m - 1e-9))
-        rows = max(1, math.ceil(self.height_m / resolution_m - 1e-9))
-        data = np.zeros((rows, cols), dtype=np.int8)
-        if self.obstacles:
-            col_index, row_index = np.meshgrid(np.arange(cols), np.arange(rows))
-            x0 = x_min + col_index.ravel() * resolution_m
-            y0 = y_min + row_index.ravel() * resolution_m
-            cells = shapely.box(x0, y0, x0 + resolution_m, y0 + resolution_m)
-            tree = self.strtree()
-            cell_index, obstacle_index = tree.query(cells, predicate='intersects')
-            # Cells that only share an edge or a corner with an obstacle stay free.
-            touching = shapely.touches(cells[cell_index], tree.geometries.take(obstacle_index))
-            data.ravel()[cell_index[~touching]] = OCCUPIED
-        return OccupancyGrid(data=data, resolution_m=resolution_m, origin_xy_m=(x_min, y_min))
+        return rasterize_obstacles(self.obstacles, bounds_m=self.bounds_m,
+                                   resolution_m=resolution_m)
 
     def __repr__(self) -> str:
         return (f'World({self.name!r}, bounds_m={self.bounds_m}, '

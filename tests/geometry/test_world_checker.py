@@ -255,3 +255,32 @@ def test_zero_length_edge_near_obstacle():
         assert checker.segments_free([[x_m, 5.0]], [[x_m, 5.0]])[0] == expected
     assert not checker.segment_free((4.6, 5.0), (4.6, 5.0))
     assert checker.segment_free((4.4, 5.0), (4.4, 5.0))
+
+
+def test_to_occupancy_grid_coarser_than_source():
+    data = np.zeros((4, 6), dtype=np.int8)
+    data[1, 2] = 100
+    grid = OccupancyGrid(data=data, resolution_m=0.5, origin_xy_m=(-1.0, 0.0))
+    world = World.from_occupancy_grid(grid)
+    out = world.to_occupancy_grid(resolution_m=1.0)
+    assert out.data.shape == (2, 3)
+    assert out.origin_xy_m == (-1.0, 0.0)
+    expected = np.zeros((2, 3), dtype=np.int8)
+    expected[0, 1] = 100
+    assert np.array_equal(out.data, expected)
+
+
+def test_to_occupancy_grid_triangle():
+    triangle = Polygon([(0.0, 0.0), (2.0, 0.0), (0.0, 2.0)])
+    world = World(bounds_m=(0.0, 0.0, 3.0, 3.0), obstacles=[triangle])
+    out = world.to_occupancy_grid(resolution_m=1.0)
+    expected = np.zeros((3, 3), dtype=np.int8)
+    # The hypotenuse passes through the corner (1, 1) of cell (1, 1): that cell only touches.
+    expected[0, 0] = expected[0, 1] = expected[1, 0] = 100
+    assert np.array_equal(out.data, expected)
+
+
+def test_to_occupancy_grid_rejects_huge_grid():
+    world = World(bounds_m=(0.0, 0.0, 1000.0, 1000.0), obstacles=[box(1.0, 1.0, 2.0, 2.0)])
+    with pytest.raises(InvalidCoordinateError, match='coarser resolution'):
+        world.to_occupancy_grid(resolution_m=0.001)

@@ -7,8 +7,8 @@ The YAML keys and the pixel interpretation follow ROS map_server and nav2_map_se
   ``[x, y, yaw]``, ``occupied_thresh``, ``free_thresh`` and ``negate``. ``origin`` is the pose
   of the lower-left pixel's outer corner, with yaw counter-clockwise. The optional ``mode`` is
   ``trinary`` (the default), ``scale`` or ``raw``.
-- ``shade`` is the pixel brightness in [0, 1] (the mean of the colour channels divided by the
-  maximum value; in trinary mode an alpha channel joins the mean). The occupancy probability is
+- ``shade`` is the pixel brightness in [0, 1]: the mean of the colour channels divided by the
+  maximum value. In trinary mode an alpha channel joins the mean. The occupancy probability is
   ``p = 1 - shade``, or ``p = shade`` when ``negate`` is set; for 8-bit images without negate
   that is ``p = (255 - x) / 255``.
 - trinary: ``p > occupied_thresh`` gives 100 (occupied), ``p < free_thresh`` gives 0 (free),

@@ -219,15 +219,15 @@ def load_scenario(path, *, cell_size_m: float, map_path=None) -> list[ScenarioTa
                 f'scenario {str(path)!r} line {number} gives map size {width} x {height} but '
                 f'{grid_map.name!r} is {grid_map.width} x {grid_map.height}; the scenario '
                 'belongs to another version of the map')
-        for what, (x, y) in (('start', start), ('goal', goal)):
+        for role, (x, y) in (('start', start), ('goal', goal)):
             if not (0 <= x < width and 0 <= y < height):
                 raise OutOfBoundsError(
-                    f'scenario {str(path)!r} line {number}: {what} tile ({x}, {y}) is outside '
+                    f'scenario {str(path)!r} line {number}: {role} tile ({x}, {y}) is outside '
                     f'the {width} x {height} map; x must be in [0, {width}) and y in '
                     f'[0, {height})')
             if not passable[y, x]:
                 raise MapFormatError(
-                    f'scenario {str(path)!r} line {number}: {what} tile ({x}, {y}) is '
+                    f'scenario {str(path)!r} line {number}: {role} tile ({x}, {y}) is '
                     f'{str(grid_map.tiles[y, x])!r}, which is blocked; the scenario does not match '
                     'the map')
         tasks.append(ScenarioTask(
