@@ -93,11 +93,13 @@ def test_wheel_installs_into_fresh_venv(wheel_path, tmp_path):
     # The dependencies come from the test interpreter's environment, after the new venv's own
     # site-packages, so that the freshly installed copy of mapl_robotics is the one imported.
     (site_packages / 'test_dependencies.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
-    # --ignore-installed: pip sees the test environment's copy through the .pth file, and must
-    # neither skip the install because of it nor uninstall it.
+
+    # --ignore-installed: the .pth file makes the test environment's copy visible to pip,
+    # which must neither skip the install because of it nor uninstall it.
     subprocess.run([sys.executable, '-m', 'pip', '--python', str(python), 'install',
                     '--no-deps', '--ignore-installed', '--quiet', str(wheel_path)], check=True,
                    timeout=300)
+
     probe = ('import mapl_robotics, mapl_robotics.resources as r; '
              'print(mapl_robotics.__file__); print(r.share_dir()); '
              "print(r.bundled_path('maps/ros/warehouse.yaml'))")
