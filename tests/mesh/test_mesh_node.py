@@ -164,3 +164,23 @@ def test_router_mandatory_reports_unknown_route(mesh_nodes):
         time.sleep(0.01)
     assert status == [SendStatus.UNREACHABLE]
     assert nodes['a'].metrics()['counters']['unreachable'] == 1
+
+
+def test_config_from_fleet_spec(tmp_path):
+    from mapl_robotics.mesh import write_keypair
+    from mapl_robotics.mesh.fleet import mesh_config_from_spec
+    from mapl_robotics.spec import load_spec
+
+    from pathlib import Path
+    spec = load_spec(Path(__file__).resolve().parents[2] / 'docs/examples/warehouse_fleet.yaml')
+    for node_id in spec.mesh_node_ids:
+        write_keypair(tmp_path, node_id)
+    node_id = spec.mesh_node_ids[1]
+    config = mesh_config_from_spec(spec, node_id, keys_dir=tmp_path)
+    assert config.node_id == node_id
+    assert config.secure
+    assert config.bind_endpoint == spec.mesh_endpoints()[node_id]
+    assert {peer.node_id for peer in config.peers} == set(spec.mesh_node_ids) - {node_id}
+    assert config.default_deadline_s == spec.system.communication.latency_bound_s
+    assert config.heartbeat_interval_s == spec.mesh.heartbeat_period_s
+    assert config.reference_id in spec.mesh_node_ids
