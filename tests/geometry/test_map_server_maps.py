@@ -302,3 +302,14 @@ def test_cell_size_rejected_for_map_server(tmp_path):
     path = write_yaml(tmp_path / 'map.yaml')
     with pytest.raises(MapFormatError, match='cell_size_m'):
         load_map(path, cell_size_m=1.0)
+
+
+def test_trinary_alpha_joins_the_mean(tmp_path):
+    pil_image = pytest.importorskip('PIL.Image')
+    # Grey 254 at alpha 0 has shade (3 * 254 + 0) / (4 * 255) = 0.747, so p = 0.253: unknown
+    # with free_thresh 0.196; opaque, it is free.
+    grey_alpha = np.array([[[254, 0], [254, 255], [0, 255]]], dtype=np.uint8)
+    pil_image.fromarray(grey_alpha, mode='LA').save(tmp_path / 'map.png')
+    path = write_yaml(tmp_path / 'map.yaml', image='map.png', free=0.196)
+    grid, _ = load_map_server_grid(path)
+    assert grid.data.tolist() == [[-1, 0, 100]]

@@ -155,10 +155,12 @@ def _image_values(image_path: Path, description: dict) -> np.ndarray:
     """Return int8 occupancy values in image row order (row 0 at the top)."""
     mode = description['mode']
     colour, alpha, max_value = _read_image(image_path)
-    channels = [colour[..., index].astype(float) for index in range(colour.shape[-1])]
+    colour_mean = colour.astype(float).mean(axis=-1)
     if mode == 'trinary' and alpha is not None:
-        channels.append(alpha.astype(float))
-    shade = sum(channels) / (len(channels) * max_value)
+        # nav2 averages red, green, blue and alpha; a grey pixel counts as three equal colours.
+        shade = (3.0 * colour_mean + alpha.astype(float)) / (4.0 * max_value)
+    else:
+        shade = colour_mean / max_value
 
     if mode == 'raw':
         raw = np.round(shade * 255.0)
