@@ -48,6 +48,7 @@ from mapl_robotics.planning.models import CORNER_RULES, RobotModel
 __all__ = ['time_parameterize', 'corner_indices', 'wrap_angle_rad']
 
 _DUPLICATE_M = 1e-9
+_SAME_INSTANT_S = 1e-9
 
 
 def wrap_angle_rad(angle_rad: float) -> float:
@@ -65,6 +66,11 @@ def _clean_path(xy_m) -> np.ndarray:
                                      'waypoint must be two finite numbers in metres')
     keep = np.ones(len(xy), dtype=bool)
     keep[1:] = np.linalg.norm(np.diff(xy, axis=0), axis=1) > _DUPLICATE_M
+    kept = np.flatnonzero(keep)
+    if len(kept) > 1 and kept[-1] != len(xy) - 1:
+        # The path must end exactly at its last vertex, so that one replaces its near twin.
+        keep[kept[-1]] = False
+        keep[-1] = True
     return xy[keep]
 
 
@@ -91,10 +97,13 @@ class _Builder:
         return self.t_s[-1]
 
     def append(self, t_s: float, xy: np.ndarray, yaw_rad: float) -> None:
-        if t_s <= self.t_s[-1]:
-            # Rounding can produce a sample at the same instant; keep the later pose.
-            self.xy[-1] = xy.copy()
-            self.yaw[-1] = yaw_rad
+        if t_s <= self.t_s[-1] + _SAME_INSTANT_S:
+            # Rounding can produce two samples at (almost) the same instant, which would turn
+            # a rounding error into a huge finite-difference speed; keep the later pose, but
+            # never move the first sample, which is the start.
+            if len(self.t_s) > 1:
+                self.xy[-1] = xy.copy()
+                self.yaw[-1] = yaw_rad
             return
         self.t_s.append(t_s)
         self.xy.append(xy.copy())
@@ -174,7 +183,9 @@ def _edge_profile(length_m: float, entry_mps: float, exit_mps: float, *, hold_in
     up_m = (peak ** 2 - entry_mps ** 2) / (2.0 * accel)
     down_s = (peak - exit_mps) / accel
     down_m = (peak ** 2 - exit_mps ** 2) / (2.0 * accel)
-    cruise_m = max(middle_m - up_m - down_m, 0.0)
+    cruise_m = middle_m - up_m - down_m
+    # Rounding leaves a sliver of cruise (or a negative one) when the profile is a triangle.
+    cruise_m = cruise_m if cruise_m > 1e-9 * max(length_m, 1.0) else 0.0
     cruise_s = cruise_m / peak if peak > 0.0 else 0.0
     times = []
     distances = []

@@ -9,6 +9,20 @@ from shapely.geometry import LineString
 from mapl_robotics.geometry import Trajectory, World
 
 
+_UNIONS: dict[int, tuple[World, object]] = {}
+
+
+def _obstacle_union(world: World):
+    """Return the prepared union of the world's obstacles, computed once per world."""
+    cached = _UNIONS.get(id(world))
+    if cached is None or cached[0] is not world:
+        union = shapely.union_all(world.obstacles)
+        shapely.prepare(union)
+        cached = (world, union)
+        _UNIONS[id(world)] = cached
+    return cached[1]
+
+
 def geos_path_clear(world: World, radius_m: float, xy_m) -> bool:
     """Return whether every edge of the path keeps ``radius_m`` from all obstacles and stays
     inside the bounds shrunk by ``radius_m``, checked with plain GEOS distances."""
@@ -20,7 +34,7 @@ def geos_path_clear(world: World, radius_m: float, xy_m) -> bool:
         return False
     if not world.obstacles:
         return True
-    union = shapely.union_all(world.obstacles)
+    union = _obstacle_union(world)
     geometry = LineString(xy) if len(xy) > 1 else shapely.Point(xy[0])
     return float(union.distance(geometry)) >= radius_m - 1e-9
 
