@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 class ClientTransport(Protocol):
     """Carries request and reply frames between a client and ledger nodes."""
 
-    def send(self, address: str, request_id: bytes, payload: bytes) -> None:
-        """Queue one request to the node at ``address``; never blocks for long."""
+    def send(self, address: str, request_id: bytes, payload: bytes) -> bool:
+        """Queue one request to the node at ``address``; return False if it could not be
+        queued (for example, no connection to that node). Never blocks for long."""
 
     def receive(self, timeout_s: float) -> tuple[str, bytes, bytes] | None:
         """Return ``(address, request_id, payload)`` of the next reply, or None on timeout."""
@@ -68,13 +69,13 @@ class ZmqClientTransport:
             self._poller.register(socket, zmq.POLLIN)
         return socket
 
-    def send(self, address: str, request_id: bytes, payload: bytes) -> None:
+    def send(self, address: str, request_id: bytes, payload: bytes) -> bool:
         try:
             self._socket(address).send_multipart([request_id, payload], zmq.NOBLOCK)
         except zmq.Again:
-            # IMMEDIATE drops the message when the node is not connected; the caller's
-            # timeout then moves on to the next node.
-            pass
+            # With IMMEDIATE set, a node without a live connection does not queue messages.
+            return False
+        return True
 
     def receive(self, timeout_s: float) -> tuple[str, bytes, bytes] | None:
         events = self._poller.poll(max(0, int(timeout_s * 1000)))
@@ -218,9 +219,12 @@ class LedgerClient:
                     f'({last_reason}); tried {order}. Check that a quorum of nodes runs')
             if now >= next_send:
                 target = order[attempt % len(order)]
-                self._transport.send(target, rid, payload)
+                queued = self._transport.send(target, rid, payload)
                 attempt += 1
-                next_send = now + self.attempt_timeout_s
+                # A node that cannot take the request is skipped at once, but a full round
+                # of unreachable nodes waits a little before the next round.
+                skip_s = 0.01 if attempt % len(order) == 0 else 0.0
+                next_send = now + (self.attempt_timeout_s if queued else skip_s)
             received = self._transport.receive(min(next_send, deadline) - time.monotonic())
             if received is None:
                 continue
