@@ -17,6 +17,7 @@ and stays where it is.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 
@@ -25,7 +26,7 @@ import numpy as np
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.sim.robots import DiffDriveState, wrap_angle
 
-__all__ = ['TrackingGains', 'TrackingController', 'reference_heading']
+__all__ = ['TrackingGains', 'TrackingController', 'TrajectoryReference', 'reference_heading']
 
 # Below this reference speed the reference heading comes from the trajectory's yaw samples,
 # above it from the direction of travel.
@@ -55,6 +56,59 @@ def reference_heading(trajectory: Trajectory, t_s: float) -> float:
     return float(trajectory.yaw_at(t_s))
 
 
+class TrajectoryReference:
+    """Fast scalar sampling of one trajectory: position, velocity and heading at a time.
+
+    The controller samples the same trajectory every step, so the segment velocities are
+    computed once and each sample is a bisection on plain floats.
+    """
+
+    def __init__(self, trajectory: Trajectory) -> None:
+        self.trajectory = trajectory
+        self.t_s = trajectory.t_s.tolist()
+        self.x_m = trajectory.xy_m[:, 0].tolist()
+        self.y_m = trajectory.xy_m[:, 1].tolist()
+        self.yaw_rad = np.unwrap(trajectory.yaw_rad).tolist()
+        if len(self.t_s) >= 2:
+            dt = np.diff(trajectory.t_s)
+            velocity = np.diff(trajectory.xy_m, axis=0) / dt[:, None]
+            self.vx_mps = velocity[:, 0].tolist()
+            self.vy_mps = velocity[:, 1].tolist()
+        else:
+            self.vx_mps = []
+            self.vy_mps = []
+
+    def sample(self, t_s: float) -> tuple[float, float, float, float]:
+        """Return ``(x_m, y_m, vx_mps, vy_mps)`` at ``t_s``; zero velocity outside the span."""
+        times = self.t_s
+        if t_s <= times[0]:
+            return self.x_m[0], self.y_m[0], 0.0, 0.0
+        if t_s >= times[-1]:
+            return self.x_m[-1], self.y_m[-1], 0.0, 0.0
+        index = bisect.bisect_right(times, t_s) - 1
+        fraction = (t_s - times[index]) / (times[index + 1] - times[index])
+        x = self.x_m[index] + fraction * (self.x_m[index + 1] - self.x_m[index])
+        y = self.y_m[index] + fraction * (self.y_m[index + 1] - self.y_m[index])
+        return x, y, self.vx_mps[index], self.vy_mps[index]
+
+    def yaw(self, t_s: float) -> float:
+        """Return the sampled yaw at ``t_s``, interpolated along the shorter arc."""
+        times = self.t_s
+        if t_s <= times[0]:
+            return wrap_angle(self.yaw_rad[0])
+        if t_s >= times[-1]:
+            return wrap_angle(self.yaw_rad[-1])
+        index = bisect.bisect_right(times, t_s) - 1
+        fraction = (t_s - times[index]) / (times[index + 1] - times[index])
+        return wrap_angle(self.yaw_rad[index]
+                          + fraction * (self.yaw_rad[index + 1] - self.yaw_rad[index]))
+
+    def heading(self, t_s: float, vx_mps: float, vy_mps: float) -> float:
+        if math.hypot(vx_mps, vy_mps) > _MOVING_SPEED_MPS:
+            return math.atan2(vy_mps, vx_mps)
+        return self.yaw(t_s)
+
+
 class TrackingController:
     """Computes ``(speed_mps, yaw_rate_radps)`` commands that track a trajectory."""
 
@@ -62,6 +116,7 @@ class TrackingController:
         self.gains = gains
         self.step_s = float(step_s)
         self.max_error_m = 0.0
+        self._reference: TrajectoryReference | None = None
 
     def command(self, state: DiffDriveState, trajectory: Trajectory | None,
                 t_s: float) -> tuple[float, float]:
@@ -69,15 +124,19 @@ class TrackingController:
         if trajectory is None:
             return 0.0, 0.0
         gains = self.gains
-        reference_xy = trajectory.position_at(t_s)
-        velocity = trajectory.velocity_at(t_s)
-        reference_speed_mps = float(np.hypot(velocity[0], velocity[1]))
-        reference_yaw = reference_heading(trajectory, t_s)
-        next_yaw = reference_heading(trajectory, t_s + self.step_s)
+        if self._reference is None or self._reference.trajectory is not trajectory:
+            self._reference = TrajectoryReference(trajectory)
+        reference = self._reference
+        x_m, y_m, vx_mps, vy_mps = reference.sample(t_s)
+        reference_speed_mps = math.hypot(vx_mps, vy_mps)
+        reference_yaw = reference.heading(t_s, vx_mps, vy_mps)
+        next_t_s = t_s + self.step_s
+        _, _, next_vx_mps, next_vy_mps = reference.sample(next_t_s)
+        next_yaw = reference.heading(next_t_s, next_vx_mps, next_vy_mps)
         reference_yaw_rate = wrap_angle(next_yaw - reference_yaw) / self.step_s
 
-        dx = float(reference_xy[0]) - state.x_m
-        dy = float(reference_xy[1]) - state.y_m
+        dx = x_m - state.x_m
+        dy = y_m - state.y_m
         cos_yaw = math.cos(state.yaw_rad)
         sin_yaw = math.sin(state.yaw_rad)
         error_x = cos_yaw * dx + sin_yaw * dy

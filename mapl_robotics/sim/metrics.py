@@ -17,8 +17,6 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from mapl_robotics.geometry.conflicts import find_conflict
-from mapl_robotics.geometry.trajectory import Trajectory
 
 __all__ = ['ArrivalTracker', 'HistoryCheck', 'percentiles', 'check_ledger_history',
            'build_metrics', 'write_metrics']
@@ -72,39 +70,30 @@ class HistoryCheck:
     """Result of replaying the ledger's commit history."""
 
     commits_checked: int
-    conflicting_pairs: tuple[tuple[str, str, int], ...]  # (robot_a, robot_b, version)
+    violations: tuple[dict, ...]
 
     @property
     def ok(self) -> bool:
-        return not self.conflicting_pairs
+        return not self.violations
 
     def to_json(self) -> dict:
         return {'ok': self.ok, 'commits_checked': self.commits_checked,
-                'conflicting_pairs': [list(pair) for pair in self.conflicting_pairs]}
+                'violations': [{key: list(value) if isinstance(value, tuple) else value
+                                for key, value in violation.items()}
+                               for violation in self.violations]}
 
 
-def check_ledger_history(history: Sequence[tuple[int, str, Trajectory, float]], *,
-                         clearance_m: float) -> HistoryCheck:
-    """Replay commits ``(version, robot_id, trajectory, radius_m)`` in version order.
+def check_ledger_history(records: Sequence, *, clearance_m: float) -> HistoryCheck:
+    """Re-check that no two committed plans ever conflicted, over the ledger's full history.
 
-    After each commit the new trajectory must be clear, by ``clearance_m``, of the trajectory
-    that every other robot had committed at that version. A commit replaces the same robot's
-    previous plan. Returns every violation found, with the version where it appeared.
+    ``records`` are the ledger's :class:`~mapl_robotics.coordination.CommitRecord` entries in
+    log order; the replay is :func:`~mapl_robotics.coordination.audit_history`, which rebuilds
+    each robot's effective motion from its commits and compares every pair of robots over the
+    time both were registered.
     """
-    current: dict[str, tuple[Trajectory, float]] = {}
-    violations = []
-    for version, robot_id, trajectory, radius_m in sorted(history, key=lambda row: row[0]):
-        for other_id, (other, other_radius_m) in sorted(current.items()):
-            if other_id == robot_id:
-                continue
-            # Only the time both plans are in force matters: from this commit onwards.
-            start_s = trajectory.start_time_s
-            if find_conflict(trajectory, radius_m, other, other_radius_m,
-                             clearance_m=clearance_m * 0.999, t_start_s=start_s) is not None:
-                pair = tuple(sorted((robot_id, other_id)))
-                violations.append((pair[0], pair[1], int(version)))
-        current[robot_id] = (trajectory, radius_m)
-    return HistoryCheck(commits_checked=len(history), conflicting_pairs=tuple(violations))
+    from mapl_robotics.coordination import audit_history
+    violations = audit_history(list(records), clearance_m=clearance_m)
+    return HistoryCheck(commits_checked=len(records), violations=tuple(violations))
 
 
 def build_metrics(*, scenario: str, mode: str, seed: int, robot_ids: Sequence[str],

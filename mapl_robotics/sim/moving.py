@@ -7,14 +7,13 @@ told it would do.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pybullet
 
 from mapl_robotics.geometry.obstacles import MovingObstacle
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.resources import bundled_path
+from mapl_robotics.sim.controllers import TrajectoryReference
 from mapl_robotics.sim.world import MOVING_GROUP, ROBOT_GROUP, BodyInfo, SimWorld
 
 __all__ = ['MovingObstacleBody', 'OBSTACLE_URDF']
@@ -33,6 +32,7 @@ class MovingObstacleBody:
         self.radius_m = float(obstacle.radius_m)
         # One prediction over the whole run, sampled by interpolation every step.
         self.trajectory: Trajectory = obstacle.predict(0.0, max(t_end_s, 1e-3))
+        self._reference = TrajectoryReference(self.trajectory)
         self._client_id = sim_world.client_id
         start = self.trajectory.position_at(0.0)
         self.body_id = pybullet.loadURDF(
@@ -48,11 +48,10 @@ class MovingObstacleBody:
 
     def move_to_time(self, t_s: float) -> np.ndarray:
         """Place the body where its motion puts it at ``t_s`` and return that position."""
-        xy = self.trajectory.position_at(t_s)
-        yaw = float(self.trajectory.yaw_at(t_s))
+        x_m, y_m, vx_mps, vy_mps = self._reference.sample(t_s)
+        yaw = self._reference.heading(t_s, vx_mps, vy_mps)
         pybullet.resetBasePositionAndOrientation(
-            self.body_id, [float(xy[0]), float(xy[1]), 0.0],
-            pybullet.getQuaternionFromEuler([0.0, 0.0, yaw if math.isfinite(yaw) else 0.0]),
+            self.body_id, [x_m, y_m, 0.0], pybullet.getQuaternionFromEuler([0.0, 0.0, yaw]),
             physicsClientId=self._client_id)
-        self.xy_m = np.asarray(xy, dtype=float)
+        self.xy_m = np.array([x_m, y_m])
         return self.xy_m

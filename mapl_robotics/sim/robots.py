@@ -31,6 +31,10 @@ ROBOT_URDF = 'sim/models/diff_drive.urdf'
 _LIMIT_HEADROOM = 1.25
 
 
+def _clamp(value: float, low: float, high: float) -> float:
+    return float(min(max(value, low), high))
+
+
 def wrap_angle(angle_rad: float) -> float:
     """Return ``angle_rad`` wrapped to ``[-pi, pi)``."""
     return (angle_rad + math.pi) % (2.0 * math.pi) - math.pi
@@ -160,11 +164,11 @@ class DiffDriveRobot:
         """Clamp a command to the acceleration, yaw-rate and wheel-speed limits."""
         limits = self.limits
         max_change_mps = limits.max_accel_mps2 * dt_s
-        speed_mps = float(np.clip(speed_mps, self.state.speed_mps - max_change_mps,
-                                  self.state.speed_mps + max_change_mps))
-        speed_mps = float(np.clip(speed_mps, -limits.max_speed_mps, limits.max_speed_mps))
-        yaw_rate_radps = float(np.clip(yaw_rate_radps, -limits.max_yaw_rate_radps,
-                                       limits.max_yaw_rate_radps))
+        speed_mps = _clamp(speed_mps, self.state.speed_mps - max_change_mps,
+                           self.state.speed_mps + max_change_mps)
+        speed_mps = _clamp(speed_mps, -limits.max_speed_mps, limits.max_speed_mps)
+        yaw_rate_radps = _clamp(yaw_rate_radps, -limits.max_yaw_rate_radps,
+                                limits.max_yaw_rate_radps)
         # Scale both down together when a wheel would exceed its speed, which keeps the
         # curvature and therefore the path.
         left, right = self.wheel_speeds_radps(speed_mps, yaw_rate_radps)
