@@ -558,3 +558,24 @@ def test_missing_keys_dir_rejected(tmp_path):
     document = copy.deepcopy(GIVEN_BLOCK)
     document['mesh'] = {'keys_dir': str(tmp_path / 'absent')}
     assert 'does not exist' in problems_of(document)['mesh.keys_dir']
+
+
+def test_agent_settings_from_spec():
+    from mapl_robotics.coordination.agent import AgentSettings
+    document = full_document()
+    document['planner']['max_replans'] = 7
+    document['consensus']['commit_timeout_s'] = '250ms'
+    settings = load_spec(document).agent_settings(refresh_period_s=0.25)
+    assert isinstance(settings, AgentSettings)
+    assert settings.max_attempts == 7
+    assert settings.ledger_timeout_s == pytest.approx(0.25)
+    assert settings.clearance_m == 0.1
+    assert settings.refresh_period_s == 0.25
+
+
+def test_agent_defaults_match_library():
+    from mapl_robotics.coordination.agent import AgentSettings
+    library = AgentSettings()
+    ours = load_spec(GIVEN_BLOCK).agent_settings()
+    assert ours.max_attempts == library.max_attempts
+    assert ours.ledger_timeout_s == library.ledger_timeout_s

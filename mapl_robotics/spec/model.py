@@ -15,6 +15,7 @@ from mapl_robotics.spec.settings import (ConsensusSpec, KillAgentFault, KillLead
 from mapl_robotics.spec.system import RoboticSystem
 
 if TYPE_CHECKING:
+    from mapl_robotics.coordination.agent import AgentSettings
     from mapl_robotics.geometry import MovingObstacle, World
 
 __all__ = ['FleetSpec', 'CrossFieldError', 'DEFAULT_CLUSTER_NODES']
@@ -129,6 +130,21 @@ class FleetSpec(SpecModel):
         if not self.system.path_planning.constraints.dynamic_obstacles:
             return ()
         return self.moving_obstacle_models()
+
+    def agent_settings(self, **changes: Any) -> 'AgentSettings':
+        """Return the agent loop's settings: planner.max_replans proposals per goal,
+        consensus.commit_timeout_s per ledger request and planner.clearance_m.
+
+        ``changes`` set the agent settings that the spec does not cover (``commit_lead_s``,
+        ``refresh_period_s``, ...).
+        """
+        import dataclasses
+
+        from mapl_robotics.coordination.agent import AgentSettings
+        base = AgentSettings(max_attempts=self.planner.max_replans,
+                             ledger_timeout_s=self.consensus.commit_timeout_s,
+                             clearance_m=self.planner.clearance_m)
+        return dataclasses.replace(base, **changes) if changes else base
 
     def load_world(self) -> 'World':
         """Load the spec's map; raises :class:`~mapl_robotics.errors.SpecError` without one."""

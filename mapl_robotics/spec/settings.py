@@ -107,9 +107,9 @@ class PlannerSpec(SpecModel):
     max_wait_s: Duration = Field(default=_PLANNER_DEFAULTS.max_wait_s, ge=0.0, le=86_400.0)
     """Maximum total wait the space-time planner inserts into one trajectory, in seconds."""
 
-    max_replans: int = Field(default=20, ge=0, le=10_000)
-    """Replanning attempts after the ledger rejects a plan, before the robot gives up and
-    holds position."""
+    max_replans: int = Field(default=500, ge=1, le=100_000)
+    """Proposals per goal (each one planned anew after a rejection) before the agent gives up
+    and holds position with status failed."""
 
     clearance_m: float = Field(default=0.1, ge=0.0, le=10.0)
     """Safety margin between discs, in metres: two plans conflict when their centres come
@@ -167,8 +167,8 @@ class ConsensusSpec(SpecModel):
     null: the runner uses a fresh folder inside its output folder."""
 
     commit_timeout_s: Duration = Field(default=1.0, gt=0.0, le=600.0)
-    """How long an agent waits for a proposal's commit or rejection before it holds position
-    and retries, in seconds."""
+    """How long an agent waits for the ledger to answer a proposal or a read before it holds
+    position and retries, in seconds."""
 
     @model_validator(mode='after')
     def _check(self) -> 'ConsensusSpec':
