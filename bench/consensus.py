@@ -1,6 +1,7 @@
-"""Benchmark the plan ledger on a 3-node cluster on loopback: commit latency, failover,
-throughput, lost and conflicting commits; once with the ledger's tuned Raft settings and once
-with pysyncobj's defaults.
+"""Benchmark the plan ledger on a 3-node cluster on loopback.
+
+The benchmark measures commit latency, failover, throughput, and lost and conflicting commits.
+It runs once with the ledger's tuned Raft settings and once with pysyncobj's defaults.
 
     python bench/consensus.py --json OUT.json [--kills 50] [--commits 300]
 

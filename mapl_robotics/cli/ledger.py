@@ -34,7 +34,7 @@ def ledger() -> None:
 @click.option('--election-timeout-max-s', type=float, default=0.3, show_default=True,
               help='Upper end of the randomized election timeout, in seconds.')
 @click.option('--tick-s', type=float, default=0.005, show_default=True,
-              help='Longest wait of the event loop between ticks, in seconds.')
+              help='Maximum wait of the event loop between ticks, in seconds.')
 @click.option('--clearance-m', type=float, default=0.1, show_default=True,
               help='Gap required between robot discs; every node must use the same value.')
 @click.option('--pysyncobj-defaults', is_flag=True,

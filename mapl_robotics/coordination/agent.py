@@ -1,11 +1,12 @@
 """The per-robot agent loop: plan locally, propose to the ledger, execute only committed plans.
 
-A :class:`RobotAgent` registers its robot (which commits a stationary hold at the start pose),
-then repeats: read the committed set through the ledger leader, plan from the robot's
+A :class:`RobotAgent` registers its robot, which commits a stationary hold at the start pose.
+Then it repeats: read the committed set through the ledger leader, and plan from the robot's
 committed position ``commit_lead_s`` ahead against the committed trajectories and the
-predicted moving obstacles, propose, and on rejection retry with exponential backoff. The
+predicted moving obstacles. It proposes the plan, and on rejection retries with exponential
+backoff. The
 robot always tracks its committed trajectory and nothing else, so when it cannot get a new
-commit or loses the ledger it follows its last commit to its end and holds there, which is
+commit or loses the ledger it follows its last commit to its end and stays there, which is
 exactly the occupancy every other robot plans around. At its goal it parks.
 
 Turns: when planning against the committed set fails, the agent plans ignoring other robots
@@ -54,13 +55,14 @@ class AgentSettings:
     """Timing and retry limits of the agent loop."""
 
     commit_lead_s: float = 0.6
-    """A new plan starts this long after the time it is proposed; it covers planning, the
-    commit round trip and a leader failover (at most about 0.55 s with the default Raft
-    timeouts)."""
+    """Delay from proposing a plan to the plan's start. It covers planning, the commit round
+    trip and a leader failover, which the benchmark measured below 0.55 s with the default
+    Raft timeouts."""
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 2.0
     max_attempts: int = 500
-    """Proposals per goal before the agent gives up and holds (status ``failed``)."""
+    """Proposals per goal before the agent gives up and stays at the end of its committed
+    trajectory (status ``failed``)."""
     refresh_period_s: float = 0.5
     """Period of quorum reads while executing, to learn yield requests and missed commits."""
     obstacle_deviation_m: float = 0.3
@@ -74,7 +76,7 @@ class AgentSettings:
 
 @dataclasses.dataclass(frozen=True)
 class AgentStep:
-    """What the agent decided at one step: the committed trajectory to track and why."""
+    """Decision of one agent step: the committed trajectory to track and the status."""
 
     status: str
     trajectory: Trajectory | None
@@ -266,7 +268,7 @@ class RobotAgent:
             # Fencing: execute only the plan whose token the ledger holds for this robot now.
             if own is not None and own.token != self.token:
                 if self.token is not None:
-                    logger.warning('agent %s: ledger holds plan %s, not %s; switching to it',
+                    logger.warning('agent %s: ledger contains plan %s, not %s; switching to it',
                                    self.robot_id, own.token, self.token)
                 self._adopt(own.trajectory, own.token)
         if outcome.kind == 'unavailable':
@@ -373,6 +375,7 @@ class RobotAgent:
         if own is None:
             return _JobResult('unavailable', view=view,
                               error=f'robot {self.robot_id} is not registered in the ledger')
+
         committed = view.committed(exclude=self.robot_id)
         if view.turn is not None and view.turn.holder != self.robot_id \
                 and view.turn.holder in view.robots:
@@ -382,6 +385,7 @@ class RobotAgent:
         clearance_m = (view.clearance_m if self.settings.clearance_m is None
                        else max(self.settings.clearance_m, view.clearance_m))
         start_xy = own.trajectory.position_at(t0)
+
         # Plan with a little more clearance than the ledger checks, so that numerical
         # differences between the planner's and the ledger's checks cannot reject the plan.
         plan_clearance_m = clearance_m + 1e-3
@@ -403,9 +407,9 @@ class RobotAgent:
     def _plan_aside(self, start_xy, t0: float, committed, clearance_m: float) -> Trajectory | None:
         """Plan to a free spot nearby that clears the turn holder's wish, or return None.
 
-        A robot asked to yield whose goal is blocked (for example by the turn holder itself,
-        when two robots swap places) first moves out of the way; it plans to its goal again
-        once the holder has passed.
+        A robot that must yield and whose goal is blocked first moves out of the way, for
+        example when two robots swap places. It plans to its goal again once the turn holder
+        has passed.
         """
         checker = self.world.checker(self.robot.radius_m)
         x_min, y_min, x_max, y_max = self.world.bounds_m
@@ -446,11 +450,11 @@ class RobotAgent:
                 view = self.client.read(timeout_s=self.settings.ledger_timeout_s)
             except LedgerUnavailableError:
                 continue
-            # The ledger's answer wins either way: _handle adopts the plan it holds.
+            # The ledger's state wins either way, because _handle adopts the plan it contains.
             return _JobResult('no_change', view=view)
-        # NOTE: if the ledger stays unreachable past t0, the robot keeps its previous plan
-        # although the lost proposal may have committed; the ledger then believes the robot
-        # switched at t0. commit_lead_s larger than a failover keeps this window small.
+        # NOTE: if the ledger stays unreachable past t0, the robot keeps its previous plan,
+        # although the lost proposal may have committed. The ledger then expects the robot on
+        # the new plan from t0. A commit_lead_s longer than a failover keeps this window small.
         return _JobResult('unavailable', error=f'{error}; outcome unknown')
 
     # -- wall-clock mode ------------------------------------------------------------------------

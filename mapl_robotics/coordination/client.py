@@ -37,8 +37,11 @@ class ClientTransport(Protocol):
     """Carries request and reply frames between a client and ledger nodes."""
 
     def send(self, address: str, request_id: bytes, payload: bytes) -> bool:
-        """Queue one request to the node at ``address``; return False if it could not be
-        queued (for example, no connection to that node). Never blocks for long."""
+        """Queue one request to the node at ``address`` without waiting for the network.
+
+        Returns False if the request could not be queued, for example because there is no
+        connection to that node.
+        """
 
     def receive(self, timeout_s: float) -> tuple[str, bytes, bytes] | None:
         """Return ``(address, request_id, payload)`` of the next reply, or None on timeout."""
@@ -215,7 +218,7 @@ class LedgerClient:
             now = time.monotonic()
             if now >= deadline:
                 raise LedgerUnavailableError(
-                    f'no ledger node answered {message.get("op")!r} within {timeout_s} s '
+                    f'no ledger node replied to {message.get("op")!r} within {timeout_s} s '
                     f'({last_reason}); tried {order}. Check that a quorum of nodes runs')
             if now >= next_send:
                 target = order[attempt % len(order)]
@@ -291,7 +294,8 @@ class LedgerClient:
         return self._result(self.request(self._signed('park', now_s), timeout_s=timeout_s))
 
     def deregister(self, *, now_s: float, timeout_s: float | None = None) -> CommitResult:
-        """Remove this robot and its occupancy; only once it stands still."""
+        """Remove this robot and its occupancy; the ledger accepts it only once the robot's
+        committed trajectory has ended."""
         return self._result(self.request(self._signed('deregister', now_s),
                                          timeout_s=timeout_s))
 

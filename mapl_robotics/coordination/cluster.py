@@ -146,7 +146,7 @@ class LocalCluster:
         return self._client
 
     def status(self, index: int, *, timeout_s: float = 0.5) -> dict | None:
-        """Return node ``index``'s status, or None if it does not answer."""
+        """Return node ``index``'s status, or None if it does not reply."""
         if not self.is_running(index):
             return None
         try:

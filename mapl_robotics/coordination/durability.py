@@ -1,11 +1,11 @@
 """Durable Raft state for a ledger node: fsync of the journal and a fsync'ed vote record.
 
-pysyncobj 0.3.17 writes log entries into an mmap of its journal file and never syncs it
-(bakwc/PySyncObj issue 84), and it stores ``currentTerm`` and ``votedFor`` in a ``.meta`` file
-with a plain write and rename, without fsync. Older releases did not store them at all, so a
-full-cluster restart could let a lagging node win an election and overwrite committed entries
-(bakwc/PySyncObj issue 201, pull request 202). Raft needs all three on stable storage before a
-node answers any message that reflects them.
+pysyncobj 0.3.17 writes log entries into an mmap of its journal file and never syncs it. It
+stores ``currentTerm`` and ``votedFor`` in a ``.meta`` file with a plain write and rename,
+without fsync. Older releases did not store them at all, so a full-cluster restart could let a
+lagging node win an election and overwrite committed entries (reported upstream in
+bakwc/PySyncObj issues 84 and 201). Raft needs all three on stable storage before a node sends
+any message that reflects them.
 
 :class:`DurableRaftState` closes that gap from outside pysyncobj:
 

@@ -2,8 +2,8 @@
 
 The node runs pysyncobj's tick thread (Raft over TCP between nodes) and serves clients on a
 ZeroMQ ROUTER socket. Each client request that reads or changes state becomes one Raft log
-entry; the reply is sent when the entry is applied on this node, so a read answers with the
-state at a log position that a quorum agreed on, never with a possibly stale local copy.
+entry. The reply is sent when the entry is applied on this node, so a read returns the state
+at a log position that a quorum agreed on, never a possibly stale local copy.
 Requests sent to a follower are forwarded to the leader by pysyncobj.
 
 The transport adds two things to pysyncobj's TCP transport: the durability hooks of

@@ -1,6 +1,6 @@
 """The plan ledger's replicated state machine, free of Raft and networking.
 
-:class:`LedgerState` holds the robot registry, each robot's committed trajectory, the fleet-wide
+:class:`LedgerState` contains the robot registry, each robot's committed trajectory, the fleet-wide
 version, the fleet time base and the waiting set that decides turns. :meth:`LedgerState.apply`
 executes one request at one Raft log position. It is deterministic: it reads no clock and no
 random source, and every input is either in the request or in the state, so every replica that

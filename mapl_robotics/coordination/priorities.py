@@ -3,8 +3,8 @@
 The scheme follows DMA-RRT (Desaraju and How, "Decentralized path planning for multi-agent
 teams in complex environments using rapidly-exploring random trees", ICRA 2011): the robot with
 the most to gain gets the turn. Here a robot enters the waiting set when the ledger rejects its
-proposal, and its merit is the time it has waited plus the potential improvement it reported
-(how many seconds sooner it would reach its goal with the rejected plan). The robot with the
+proposal. Its merit is the time it has waited plus the potential improvement it reported, that
+is, how many seconds sooner it would reach its goal with the rejected plan. The robot with the
 highest merit holds the turn. Its rejected plan, the wish, then binds the others: the ledger
 rejects their proposals that conflict with it, and the robots whose committed plans block it
 are asked to replan around it. Two robots meeting in a corridor therefore never both wait: one

@@ -42,7 +42,7 @@ ROBOT_OPS = frozenset({'register', 'propose', 'park', 'deregister'})
 """Operations that act for one robot and need its signature."""
 
 READ_OPS = frozenset({'read'})
-"""Operations that only read, through the Raft log so that the answer is linearizable."""
+"""Operations that only read. They go through the Raft log, so the result is linearizable."""
 
 _ROBOT_ID = re.compile(r'^[A-Za-z0-9_.:-]{1,64}$')
 _FIELDS = {

@@ -3,8 +3,8 @@
 Latency choices, measured by ``bench/consensus.py`` (see docs/benchmarks.md):
 
 * ``appendEntriesUseBatch=False``: the leader sends each new entry at once and wakes its event
-  loop through a pipe, instead of waiting for the next append-entries period (pysyncobj's
-  default of 0.1 s makes every commit wait up to a period, twice for a follower).
+  loop through a pipe. With batching, every commit waits for the next append-entries period
+  (pysyncobj's default is 0.1 s), and a proposal through a follower waits twice.
 * Election timeouts of 0.15 to 0.3 s, the range the Raft paper (Ongaro and Ousterhout, 2014,
   section 9.3) found to elect a new leader within about 300 ms, with heartbeats every 0.03 s.
   pysyncobj requires the minimum timeout to exceed three heartbeat periods.
