@@ -222,7 +222,8 @@ class LedgerClient:
                     f'({last_reason}); tried {order}. Check that a quorum of nodes runs')
             if now >= next_send:
                 target = order[attempt % len(order)]
-                queued = self._transport.send(target, rid, payload)
+                # Transports written before send returned a bool return None: count it as queued.
+                queued = self._transport.send(target, rid, payload) is not False
                 attempt += 1
                 # A node that cannot take the request is skipped at once, but a full round
                 # of unreachable nodes waits a little before the next round.

@@ -108,12 +108,19 @@ class LedgerSettings:
     @classmethod
     def from_spec(cls, consensus: 'ConsensusSpec', *, self_address: str,
                   peers: Sequence[str], journal_dir: Path | str, **overrides) -> 'LedgerSettings':
-        """Build settings from a fleet spec's ``consensus`` section."""
+        """Build settings from a fleet spec's ``consensus`` section.
+
+        Only the Raft timing keys that the spec sets explicitly replace the ledger's defaults,
+        which are tuned together. The spec's own defaults (heartbeat 0.05 s, minimum election
+        timeout 0.15 s) would break pysyncobj's rule of more than three heartbeats per minimum
+        timeout.
+        """
+        timing = {name: getattr(consensus, name)
+                  for name in ('append_entries_period_s', 'election_timeout_min_s',
+                               'election_timeout_max_s', 'tick_s')
+                  if name in consensus.model_fields_set}
         return cls(self_address=self_address, peers=tuple(peers), journal_dir=Path(journal_dir),
-                   append_entries_period_s=consensus.append_entries_period_s,
-                   election_timeout_min_s=consensus.election_timeout_min_s,
-                   election_timeout_max_s=consensus.election_timeout_max_s,
-                   tick_s=consensus.tick_s, **overrides)
+                   **{**timing, **overrides})
 
     def to_syncobj_conf(self, *, on_state_changed=None) -> SyncObjConf:
         """Return the pysyncobj configuration for this node."""
