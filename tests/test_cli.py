@@ -167,6 +167,18 @@ def test_spec_validate_invalid(tmp_path):
     assert 'valid (4 robots' in result.stdout
 
 
+def test_spec_validate_checks_positions(tmp_path):
+    bad = tmp_path / 'bad.yaml'
+    text = EXAMPLE_SPEC.read_text()
+    bad.write_text(text.replace('goal: [12.0, 0.0]', 'goal: [120.0, 0.0]'))
+    result = run_mapl('spec', 'validate', str(bad), cwd=tmp_path)
+    assert result.returncode == 1
+    assert 'robots[0].goal' in result.stderr
+    assert 'outside the map bounds' in result.stderr
+    skipped = run_mapl('spec', 'validate', '--no-map-check', str(bad), cwd=tmp_path)
+    assert skipped.returncode == 0, skipped.stderr
+
+
 def test_plan_invalid_spec_reports_problems(tmp_path):
     bad = tmp_path / 'bad.yaml'
     bad.write_text(EXAMPLE_SPEC.read_text().replace('radius_m: 0.35', 'radius_m: -0.35'))

@@ -36,7 +36,7 @@ def full_document() -> dict:
         'name': 'two_robots',
         'map': {'path': 'maps/ros/warehouse.yaml'},
         'robots': [robot('r0', [0.0, 0.0, 1.57], [5.0, 0.0]),
-                   robot('r1', [2.0, 0.0], [7.0, 0.0], drive='differential',
+                   robot('r1', [2.0, 0.0], [10.0, 0.0], drive='differential',
                          max_yaw_rate_radps=2.0)],
         'movingObstacles': [
             {'id': 'walker', 'kind': 'person', 'radius_m': 0.3,
@@ -579,3 +579,20 @@ def test_agent_defaults_match_library():
     ours = load_spec(GIVEN_BLOCK).agent_settings()
     assert ours.max_attempts == library.max_attempts
     assert ours.ledger_timeout_s == library.ledger_timeout_s
+
+
+def test_check_positions_on_map():
+    from mapl_robotics.geometry.maps import load_map
+    spec = load_spec(full_document())
+    world = load_map(spec.map.path)
+    spec.check_positions(world)
+    document = full_document()
+    document['robots'][0]['goal'] = [100.0, 0.0]
+    # The shelf block between x = -10 and 7.5 m covers y = 18 m.
+    document['robots'][1]['start'] = [0.0, 18.0]
+    with pytest.raises(SpecError) as caught:
+        load_spec(document).check_positions(world)
+    problems = dict(caught.value.problems)
+    assert set(problems) == {'robots[0].goal', 'robots[1].start'}
+    assert 'outside the map bounds' in problems['robots[0].goal']
+    assert 'radius 0.3 m' in problems['robots[1].start']

@@ -176,6 +176,7 @@ class FleetPlanJob:
             raise SpecError(f'spec {str(path)!r} lists no robots; add a robots section with '
                             'id, radius_m, max_speed_mps, max_accel_mps2, start and goal')
         world = spec.load_world()
+        spec.check_positions(world)
         settings = _planner_settings(spec.planner.to_settings(), overrides)
         seed = overrides.get('seed')
         return cls(spec=spec, world=world, settings=settings,

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from mapl_robotics.cli import main
-from mapl_robotics.errors import SpecError
 
 __all__ = ['spec_group']
 
@@ -21,18 +20,24 @@ def spec_group() -> None:
 @spec_group.command('validate')
 @click.argument('files', nargs=-1, required=True,
                 type=click.Path(dir_okay=False, path_type=Path))
-def validate(files: tuple[Path, ...]) -> None:
+@click.option('--map-check/--no-map-check', default=True, show_default=True,
+              help='Load each spec\'s map and check that every start and goal is inside it and '
+                   'free for the robot\'s radius.')
+def validate(files: tuple[Path, ...], map_check: bool) -> None:
     """Validate each fleet spec FILE and list every problem with its key path.
 
     Exits with status 1 when any file is invalid.
     """
+    from mapl_robotics.errors import MaplError
     from mapl_robotics.spec import load_spec
 
     failed = 0
     for path in files:
         try:
             spec = load_spec(path)
-        except SpecError as error:
+            if map_check and spec.map is not None:
+                spec.check_positions(spec.load_world())
+        except MaplError as error:
             failed += 1
             click.echo(f'{path}: invalid\n{error}', err=True)
             continue

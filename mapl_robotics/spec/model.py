@@ -154,6 +154,35 @@ class FleetSpec(SpecModel):
                             "'maps/ros/warehouse.yaml'")
         return self.map.load()
 
+    def check_positions(self, world: 'World') -> None:
+        """Check every robot's start and goal against ``world``: inside the bounds and free
+        for the robot's radius. Raises one :class:`~mapl_robotics.errors.SpecError` listing
+        every position that is not.
+        """
+        from mapl_robotics.errors import SpecError
+        from mapl_robotics.spec.loading import format_location
+
+        problems: list[tuple[str, str]] = []
+        x_min, y_min, x_max, y_max = world.bounds_m
+        for index, robot in enumerate(self.robots):
+            checker = world.checker(robot.radius_m)
+            for key, xy in (('start', robot.start_xy_m), ('goal', robot.goal)):
+                where = format_location(('robots', index, key))
+                shown = f'({xy[0]:g}, {xy[1]:g}) m'
+                if not bool(world.contains_xy(xy)[0]):
+                    problems.append((where, f'{shown} is outside the map bounds x in '
+                                     f'[{x_min:g}, {x_max:g}], y in [{y_min:g}, {y_max:g}]'))
+                elif not checker.point_free(xy):
+                    problems.append((where, f'{shown} is not free for a robot of radius '
+                                     f'{robot.radius_m:g} m: it overlaps an obstacle or the map '
+                                     'border; move it into free space'))
+        if problems:
+            count = len(problems)
+            lines = [f'the robots of fleet spec {self.name or "(unnamed)"!r} do not fit map '
+                     f'{world.name!r}: {count} problem{"s" if count != 1 else ""}']
+            lines += [f'  {path}: {message}' for path, message in problems]
+            raise SpecError('\n'.join(lines), problems=problems)
+
     # Cross-section checks.
 
     @model_validator(mode='after')
