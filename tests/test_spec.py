@@ -10,10 +10,13 @@ import pickle
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mapl_robotics.errors import SpecError, SpecFileNotFoundError
 from mapl_robotics.geometry import ConstantVelocity, MovingObstacle, TimedWaypoints
-from mapl_robotics.spec import (FleetSpec, load_spec, parse_duration, spec_json_schema)
+from mapl_robotics.spec import (DURATION_UNITS, FleetSpec, format_duration, load_spec,
+                                parse_duration, spec_json_schema)
 
 GIVEN_BLOCK = {"roboticSystem": {
     "coordination": {"protocol": "consensus_based", "synchronization": "time_bounded"},
@@ -178,6 +181,19 @@ def test_duration_parser_accepts(text, seconds):
 def test_duration_parser_rejects(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@settings(derandomize=True, max_examples=200)
+@given(st.floats(min_value=0.0, max_value=1e9, allow_nan=False, allow_infinity=False))
+def test_duration_format_round_trip(seconds):
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@settings(derandomize=True, max_examples=200)
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(sorted(DURATION_UNITS)),
+       st.sampled_from(['', ' ']))
+def test_duration_units_scale(count, unit, space):
+    assert parse_duration(f'{count}{space}{unit}') == pytest.approx(count * DURATION_UNITS[unit])
 
 
 def test_bad_unit_names_path_value_and_units():

@@ -61,7 +61,7 @@ def parse_duration(value: object, *, unit_required: bool = False) -> float:
         if unit is None:
             raise _invalid(f'the duration has no unit: write it with one, {_EXAMPLES}; '
                            f'allowed units: {_UNIT_LIST}')
-        factor = DURATION_UNITS.get(unit.lower() if unit != 'µs' else unit)
+        factor = DURATION_UNITS.get(unit, DURATION_UNITS.get(unit.lower()))
         if factor is None:
             raise _invalid(f'unknown time unit {unit!r}; allowed units: {_UNIT_LIST} '
                            f'({_EXAMPLES})')
