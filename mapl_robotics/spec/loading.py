@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,7 +101,7 @@ def _unwrap(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _unwrap(typing.get_args(annotation)[0])
-    if origin in (Union, tuple, list) or str(origin) == "<class 'types.UnionType'>":
+    if origin in (Union, types.UnionType, tuple, list):
         return [model for arg in typing.get_args(annotation) if arg is not Ellipsis
                 for model in _unwrap(arg)]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
