@@ -232,6 +232,7 @@ def main(json_path: Path, commits: int, kills: int, throughput_s: float) -> None
                                                commits=commits, kills=kills,
                                                throughput_s=throughput_s)
             click.echo(f'{label}: {json.dumps(results[label])}')
+            json_path.write_text(json.dumps(results, indent=2) + '\n')
     json_path.write_text(json.dumps(results, indent=2) + '\n')
     click.echo(f'wrote {json_path}')
 

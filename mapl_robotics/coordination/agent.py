@@ -5,9 +5,9 @@ Then it repeats: read the committed set through the ledger leader, and plan from
 committed position ``commit_lead_s`` ahead against the committed trajectories and the
 predicted moving obstacles. It proposes the plan, and on rejection retries with exponential
 backoff. The
-robot always tracks its committed trajectory and nothing else, so when it cannot get a new
-commit or loses the ledger it follows its last commit to its end and stays there, which is
-exactly the occupancy every other robot plans around. At its goal it parks.
+robot always tracks its committed trajectory and nothing else. When it cannot get a new commit
+or loses the ledger, it follows its last commit to its end and stays there. That is exactly
+the occupancy every other robot plans around. At its goal it parks.
 
 Turns: when planning against the committed set fails, the agent plans ignoring other robots
 and proposes that plan anyway; the ledger rejects it and records it as the robot's wish (see
@@ -61,8 +61,9 @@ class AgentSettings:
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 2.0
     max_attempts: int = 500
-    """Proposals per goal before the agent gives up and stays at the end of its committed
-    trajectory (status ``failed``)."""
+    """Consecutive rejected proposals or failed planning attempts after which the agent gives
+    up and stays at the end of its committed trajectory (status ``failed``). A commit resets
+    the count."""
     refresh_period_s: float = 0.5
     """Period of quorum reads while executing, to learn yield requests and missed commits."""
     obstacle_deviation_m: float = 0.3
@@ -233,8 +234,8 @@ class RobotAgent:
         if needs_plan and now_s >= self._next_attempt_s:
             if self.attempts >= self.settings.max_attempts:
                 self.status = 'failed'
-                self._message = (f'gave up after {self.attempts} proposals; holding at the end '
-                                 'of the committed trajectory')
+                self._message = (f'gave up after {self.attempts} failed attempts in a row; '
+                                 'staying at the end of the committed trajectory')
                 logger.error('agent %s: %s', self.robot_id, self._message)
                 return
             t0 = now_s + self.settings.commit_lead_s
@@ -283,6 +284,7 @@ class RobotAgent:
             return
         if outcome.kind == 'planning_failed':
             self._message = outcome.error
+            self.attempts += 1
             self._back_off(now_s)
             if self.status != 'parked':
                 self.status = 'holding' if self.trajectory is not None else self.status
@@ -307,15 +309,16 @@ class RobotAgent:
                 self._adopt(result.trajectory, result.token)
             return
         if outcome.kind == 'propose':
-            self.attempts += 1
             if result.committed and result.trajectory is not None:
                 self._adopt(result.trajectory, result.token)
+                self.attempts = 0
                 self.replans += 1
                 self.status = 'executing'
                 self._backoff_s = self.settings.backoff_initial_s
                 self._next_attempt_s = -math.inf
                 self._message = ''
             else:
+                self.attempts += 1
                 self.rejections += 1
                 self._message = result.message
                 self._back_off(now_s)

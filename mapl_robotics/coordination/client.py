@@ -22,7 +22,8 @@ from typing import Protocol, Sequence
 import zmq
 
 from mapl_robotics.coordination.ledger_state import CommitRecord, FencingToken
-from mapl_robotics.coordination.protocol import decode, encode, public_key_of, sign_request
+from mapl_robotics.coordination.protocol import (MAX_REPLY_BYTES, decode, encode,
+                                                 public_key_of, sign_request)
 from mapl_robotics.errors import (LedgerError, LedgerRequestError, LedgerUnavailableError,
                                   NotAuthorizedError)
 from mapl_robotics.geometry.trajectory import Trajectory
@@ -235,7 +236,11 @@ class LedgerClient:
             source, reply_rid, reply_payload = received
             if reply_rid != rid:
                 continue  # a late reply to an earlier request
-            reply = decode(reply_payload)
+            try:
+                reply = decode(reply_payload, max_bytes=MAX_REPLY_BYTES)
+            except LedgerRequestError as error:
+                last_reason = f'undecodable reply from {source}: {error}'
+                continue
             if reply.get('status') == 'error' and reply.get('reason') == 'unavailable':
                 last_reason = reply.get('message', 'unavailable')
                 next_send = min(next_send, time.monotonic() + 0.02)

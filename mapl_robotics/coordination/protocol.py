@@ -22,12 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey
 
 from mapl_robotics.errors import LedgerRequestError
 
-__all__ = ['MAX_REQUEST_BYTES', 'MAX_TRAJECTORY_SAMPLES', 'ROBOT_OPS', 'READ_OPS',
+__all__ = ['MAX_REQUEST_BYTES', 'MAX_REPLY_BYTES', 'MAX_TRAJECTORY_SAMPLES', 'ROBOT_OPS', 'READ_OPS',
            'encode', 'decode', 'canonical_bytes', 'generate_key_pair', 'public_key_of',
            'sign_request', 'verify_request', 'validate_request']
 
 MAX_REQUEST_BYTES = 256 * 1024
 """Upper limit of one encoded request; larger requests are rejected before decoding."""
+
+MAX_REPLY_BYTES = 512 * 1024 * 1024
+"""Upper limit of one reply that a client decodes (a full history or a read of a large fleet)."""
 
 MAX_TRAJECTORY_SAMPLES = 4096
 """Upper limit of samples in one proposed trajectory."""
@@ -61,15 +64,19 @@ def encode(message: Mapping[str, Any]) -> bytes:
     return msgpack.packb(message, use_bin_type=True)
 
 
-def decode(payload: bytes) -> dict:
-    """Decode a request, rejecting oversized or non-mapping payloads with LedgerRequestError."""
-    if len(payload) > MAX_REQUEST_BYTES:
+def decode(payload: bytes, *, max_bytes: int = MAX_REQUEST_BYTES) -> dict:
+    """Decode a request (or, with a larger ``max_bytes``, a reply).
+
+    Raises LedgerRequestError for a payload over ``max_bytes`` or one that is not a msgpack map.
+    """
+    if len(payload) > max_bytes:
         raise LedgerRequestError(
-            f'request of {len(payload)} bytes exceeds the limit of {MAX_REQUEST_BYTES} bytes; '
+            f'request of {len(payload)} bytes exceeds the limit of {max_bytes} bytes; '
             f'send a trajectory with at most {MAX_TRAJECTORY_SAMPLES} samples')
     try:
         message = msgpack.unpackb(payload, raw=False, strict_map_key=True,
-                                  max_bin_len=MAX_REQUEST_BYTES, max_str_len=MAX_REQUEST_BYTES)
+                                  max_bin_len=max_bytes, max_str_len=max_bytes,
+                                  max_array_len=max_bytes, max_map_len=max_bytes)
     except (ValueError, TypeError, msgpack.UnpackException) as error:
         raise LedgerRequestError(f'request is not valid msgpack ({error}); encode requests '
                                  'with mapl_robotics.coordination.protocol.encode') from None
