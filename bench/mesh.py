@@ -146,7 +146,7 @@ def run_phase(name: str, folder: Path, *, drop_p: float, send_s: float, deadline
                 '--drop-p', str(drop_p), '--seed', str(seed + index),
                 '--send-s', str(send_s), '--linger-s', '1', '--deadline-ms', str(deadline_ms),
                 '--start-at-unix-s', f'{start_at_s:.3f}', '--state-hz', '20',
-                '--plan-burst-period-s', '1', '--plan-burst-size', '5',
+                '--plan-burst-period-s', '1', '--plan-burst-size', '5', '--buffer-logs',
                 '--delivered-log', str(folder / f'{node_id}.delivered'),
                 '--acked-log', str(folder / f'{node_id}.acked'),
                 '--metrics-json', str(folder / f'{node_id}.json')]

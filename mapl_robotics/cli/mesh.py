@@ -104,6 +104,8 @@ class _SkewedClock:
               help='Write counters and latencies here on exit.')
 @click.option('--run-s', type=click.FloatRange(min=0), default=None,
               help='Without load: stop after this many seconds (default: until SIGTERM).')
+@click.option('--buffer-logs', is_flag=True,
+              help='Buffer the log files instead of flushing each line (benchmarks).')
 @click.option('--progress', is_flag=True, help='Show a progress bar while sending.')
 def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], keys_dir: Path | None,
          insecure: bool, reference_id: str | None, clock_skew_s: float, heartbeat_ms: float,
@@ -112,7 +114,7 @@ def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], keys_di
          linger_s: float, start_at_unix_s: float | None, state_hz: float, plan_count: int,
          plan_burst_period_s: float, plan_burst_size: int, deadline_ms: float,
          delivered_log: str | None, acked_log: str | None, metrics_json: str | None,
-         run_s: float | None, progress: bool) -> None:
+         run_s: float | None, buffer_logs: bool, progress: bool) -> None:
     """Run one mesh peer, optionally sending load, until done or SIGTERM."""
     try:
         config = _build_config(
@@ -134,7 +136,8 @@ def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], keys_di
                 start_at_unix_s=start_at_unix_s, state_hz=state_hz, plan_count=plan_count,
                 plan_burst_period_s=plan_burst_period_s, plan_burst_size=plan_burst_size,
                 deadline_s=deadline_ms / 1e3, delivered_log=delivered_log,
-                acked_log=acked_log, metrics_json=metrics_json, progress=progress))
+                acked_log=acked_log, metrics_json=metrics_json, flush_lines=not buffer_logs,
+                progress=progress))
         else:
             recorder = DeliveryRecorder(mesh_node, delivered_log)
             stop.wait(timeout=run_s)

@@ -4,9 +4,9 @@ Sequence numbers run per (sender session, receiver, priority lane) and start at 
 
 Sender side (:class:`OutboundStream`): every message stays outstanding until an
 acknowledgement covers it or its deadline passes. Unacknowledged messages are retransmitted
-with exponential backoff. The stream's *floor* is its lowest outstanding sequence number;
-every lower number was acknowledged or abandoned, and the floor travels in every data packet
-and heartbeat so the receiver stops waiting for abandoned numbers.
+with exponential backoff. The stream's *floor* is its lowest outstanding sequence number.
+Every lower number was acknowledged or abandoned. The floor travels in every data packet
+and heartbeat, so the receiver stops waiting for abandoned numbers.
 
 Receiver side (:class:`InboundStream`): a message is handed to the application exactly once
 and in sequence order. Messages that arrive early are buffered (up to ``window`` numbers ahead)
@@ -64,7 +64,7 @@ class RetryPolicy:
                    rto_s: float | None = None) -> float:
         """Return the wait after transmission number ``attempt`` (1 for the first send).
 
-        ``rto_s`` is the peer's measured retransmission timeout; the first wait and the cap
+        ``rto_s`` is the peer's measured retransmission timeout. The first wait and the cap
         are at least that long, so a loaded receiver is not flooded with early retries.
         """
         first_s = self.initial_s if rto_s is None else max(self.initial_s, rto_s)
@@ -91,12 +91,12 @@ class RttEstimator:
         self._last_backoff_s = float('-inf')
 
     def on_timeout(self, now_s: float) -> None:
-        """Double the timeout after a retransmission (RFC 6298, 5.5); a new sample resets it.
+        """Double the timeout after a retransmission, as RFC 6298 section 5.5 does for TCP.
 
-        Many messages can time out together, so the timeout doubles at most once per current
-        timeout period, like TCP's single retransmission timer. Without the backoff, an
-        overloaded receiver whose acknowledgements come late gets a flood of spurious
-        retransmissions that overload it further.
+        A new sample resets it. Many messages can time out together, so the timeout doubles at
+        most once per current timeout period, and never beyond ``MAX_RTO_S``. Without the
+        backoff, an overloaded receiver whose acknowledgements come late gets a flood of
+        spurious retransmissions that overload it further.
         """
         rto_s = self.rto_s
         if rto_s is None or now_s - self._last_backoff_s < rto_s:
@@ -185,7 +185,7 @@ class OutboundStream:
 
 
 class Acceptance:
-    """What the receiver did with an incoming message."""
+    """Outcome codes of :meth:`InboundStream.accept`."""
 
     DELIVERED = 'delivered'
     BUFFERED = 'buffered'

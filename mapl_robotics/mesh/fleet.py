@@ -19,9 +19,9 @@ __all__ = ['mesh_config_from_spec', 'fleet_reference_id']
 def fleet_reference_id(spec) -> str:
     """Return the node whose clock is fleet time: the first ledger node, else the first robot.
 
-    NOTE: the reference is a fixed node, not the current Raft leader; if it stops, the other
-    nodes' error bounds grow with drift until they exceed the spec's max_clock_skew_s and the
-    robots hold.
+    NOTE: the reference is a fixed node, not the current Raft leader. If it stops, the other
+    nodes' error bounds grow with drift until they exceed the spec's max_clock_skew_s, and
+    then the robots hold.
     """
     ledger_nodes = [node for node in spec.mesh_node_ids if node in spec.ledger_node_names]
     return ledger_nodes[0] if ledger_nodes else spec.mesh_node_ids[0]
@@ -32,8 +32,8 @@ def mesh_config_from_spec(spec, node_id: str, *, keys_dir: str | Path | None = N
                           audit_path: str | None = None) -> MeshConfig:
     """Return the mesh configuration of ``node_id`` in the fleet described by ``spec``.
 
-    Endpoints, timing, limits and security come from the spec's ``mesh`` section; the default
-    message deadline is the communication latency bound; message-loss faults of the scenario
+    Endpoints, timing, limits and security come from the spec's ``mesh`` section. The default
+    message deadline is the communication latency bound. Message-loss faults of the scenario
     feed the fault layer, seeded by ``scenario.seed``. ``keys_dir`` overrides
     ``mesh.keys_dir``, for a runner that generated the keys for its run.
     """

@@ -11,9 +11,9 @@ local DEALER socket and sends the reply back over the mesh to the robot that ask
 
 The mesh authenticates the robot (CurveZMQ) and the ledger checks each request's signature,
 so a robot can act only for itself at both layers. Requests and replies travel on the plan
-lane with acknowledgement; the ledger client's own per-attempt timeout and failover to the
-next node still apply on top, and the ledger answers a repeated request id with the stored
-result, so a retried request commits at most once.
+lane with acknowledgement. The ledger client's own per-attempt timeout and failover to the
+next node still apply on top. The ledger returns the stored result for a repeated request
+id, so a retried request commits at most once.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ class LedgerGateway:
                 sender, request_id, payload = self._requests.get_nowait()
             except queue.Empty:
                 return
-            # The ledger sees a gateway-unique id, so two robots' equal ids cannot collide.
+            # The ledger gets a gateway-unique id, so two robots' equal ids cannot collide.
             gateway_id = f'{sender}\0'.encode() + request_id
             if len(waiting) >= self._max_in_flight:
                 # Forget the oldest unanswered request; its client has long failed over.
@@ -259,7 +259,7 @@ class LedgerGateway:
             sender_bytes, _, request_id = frames[0].partition(b'\0')
             sender = sender_bytes.decode('utf-8', 'replace')
             if waiting.pop((sender, request_id), None) is None:
-                continue  # a reply to a request already answered
+                continue  # a second reply to a request that already got one
             future = self._node.send(sender, LEDGER_REPLY,
                                      {'rid': request_id, 'payload': frames[1]},
                                      priority=Priority.PLAN,

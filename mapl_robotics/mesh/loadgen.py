@@ -1,9 +1,9 @@
 """Traffic generator for one mesh peer process, used by ``mapl mesh node``, tests and bench.
 
-A load node sends state updates at a fixed rate and bursts of plan messages to its targets,
-logs every acknowledged message and every delivered message to files (one line each, flushed
-at once so the lines survive a SIGKILL), and writes its metrics and latency samples as JSON
-when it stops. Tests compare the logs across processes: every acknowledged message must
+A load node sends state updates at a fixed rate and bursts of plan messages to its targets.
+It logs every acknowledged and every delivered message to files, one line each, flushed at
+once so that the lines survive a SIGKILL. When it stops it writes its metrics and latency
+samples as JSON. Tests compare the logs across processes: every acknowledged message must
 appear in the receiver's delivered log, and no message may appear there twice.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import resource
 import threading
 import time
 from concurrent.futures import Future
@@ -30,7 +31,7 @@ _log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class LoadSettings:
-    """What a load node sends and for how long (all times in seconds).
+    """Load schedule of one node: targets, rates, sizes and durations (in seconds).
 
     ``state_hz``: state updates per second to every target (0 for none). Every
     ``plan_burst_period_s`` a burst of ``plan_burst_size`` plan messages of
@@ -53,12 +54,16 @@ class LoadSettings:
     delivered_log: str | None = None
     acked_log: str | None = None
     metrics_json: str | None = None
+    flush_lines: bool = True
     progress: bool = False
 
 
 class _LineLog:
-    def __init__(self, path: str | None) -> None:
+    """Append-only line file; ``flush_lines`` makes every line survive a SIGKILL."""
+
+    def __init__(self, path: str | None, *, flush_lines: bool = True) -> None:
         self._file = None if path is None else open(path, 'a', encoding='utf-8')
+        self._flush_lines = flush_lines
         self._lock = threading.Lock()
 
     def write(self, line: str) -> None:
@@ -66,7 +71,8 @@ class _LineLog:
             return
         with self._lock:
             self._file.write(line + '\n')
-            self._file.flush()
+            if self._flush_lines:
+                self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
@@ -80,10 +86,10 @@ class DeliveryRecorder:
     process.
     """
 
-    def __init__(self, node: MeshNode, path: str | None) -> None:
+    def __init__(self, node: MeshNode, path: str | None, *, flush_lines: bool = True) -> None:
         self.delivered = 0
         self.duplicates = 0
-        self._log = _LineLog(path)
+        self._log = _LineLog(path, flush_lines=flush_lines)
         self._seen: set[tuple] = set()
         self._lock = threading.Lock()
         node.subscribe(self._on_message)
@@ -104,8 +110,9 @@ class DeliveryRecorder:
 
 def run_load(node: MeshNode, settings: LoadSettings) -> dict:
     """Run the load described by ``settings`` on a started node; return a summary dict."""
-    recorder = DeliveryRecorder(node, settings.delivered_log)
-    acked_log = _LineLog(settings.acked_log)
+    recorder = DeliveryRecorder(node, settings.delivered_log,
+                                flush_lines=settings.flush_lines)
+    acked_log = _LineLog(settings.acked_log, flush_lines=settings.flush_lines)
     summary = {'node': node.node_id, 'session': node.session, 'sent': 0, 'acked': 0,
                'failed': 0, 'latency_ms': {'state': [], 'plan': []}}
     lock = threading.Lock()
@@ -151,6 +158,8 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
     # start times keep serving each other's retries until all of them are done.
     time.sleep(max(0.0, wait_until_s - time.monotonic()))
     summary['metrics'] = node.metrics()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    summary['cpu_s'] = usage.ru_utime + usage.ru_stime
     summary['delivered'] = recorder.delivered
     summary['duplicates_delivered'] = recorder.duplicates
     recorder.close()

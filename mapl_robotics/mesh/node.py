@@ -5,9 +5,11 @@ A node binds one inbound ROUTER socket, connects to its peers, and runs an I/O t
 :meth:`MeshNode.send` returns a ``concurrent.futures.Future`` that resolves to a
 :class:`~mapl_robotics.mesh.delivery.DeliveryReport` once the receiver acknowledged the
 message, or fails with :class:`~mapl_robotics.errors.DeliveryFailedError` when the deadline
-passes first. Received messages reach the application exactly once and in order per sender
-and priority lane, through the handler given to :meth:`MeshNode.subscribe` (called on the I/O
-thread, so it must return quickly) or, without a handler, through :meth:`MeshNode.receive`.
+passes first. Within one receiver incarnation (see :mod:`mapl_robotics.mesh.delivery` for
+restarts), received messages reach the application exactly once and in order per sender and
+priority lane. They arrive through the handler given to :meth:`MeshNode.subscribe`, which is
+called on the I/O thread and must return quickly, or without a handler through
+:meth:`MeshNode.receive`.
 
 Example::
 
@@ -162,9 +164,9 @@ class MeshNode:
         """Queue ``payload`` for ``peer_id``; return a future of its DeliveryReport.
 
         ``deadline_s`` is the time from now in which the message must be acknowledged
-        (default ``config.default_deadline_s``). Raises PeerUnknownError for an unknown peer
-        and MessageFormatError for a payload that msgpack cannot encode or that is too large;
-        delivery failures arrive through the future as DeliveryFailedError.
+        (default ``config.default_deadline_s``). Raises PeerUnknownError for an unknown peer,
+        and MessageFormatError for a payload that msgpack cannot encode or that is too large.
+        Delivery failures arrive through the future as DeliveryFailedError.
         """
         with self._peer_lock:
             known = peer_id in self._peer_ids
@@ -235,7 +237,7 @@ class MeshNode:
     def batch(self):
         """Hand every send made inside the block to the I/O thread at once, on exit.
 
-        The I/O thread then sees them in one iteration, so priorities decide the order on the
+        The I/O thread then takes them in one iteration, so priorities decide the order on the
         wire (an emergency stop queued after plans still goes first).
         """
         self._batch.commands = []

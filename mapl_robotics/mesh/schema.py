@@ -48,7 +48,7 @@ MAX_NODE_ID_BYTES = 64
 MAX_KIND_BYTES = 64
 _PREAMBLE_BYTES = len(MAGIC) + 2
 # Upper bounds on the msgpack framing around each message (kind up to 64 bytes plus numbers)
-# and around a whole packet (sender id, session, lane floors); used to bound packet sizes.
+# and around a whole packet (sender id, session, lane floors). Packet size limits use them.
 MESSAGE_OVERHEAD_BYTES = 128
 PACKET_OVERHEAD_BYTES = 256
 
@@ -73,7 +73,7 @@ class PacketType(enum.IntEnum):
 
 @dataclasses.dataclass(frozen=True)
 class Message:
-    """One application message as the receiver sees it.
+    """One application message as delivered to the receiving application.
 
     ``deadline_fleet_s`` is the absolute fleet time by which the sender wants an
     acknowledgement; ``payload`` is the decoded msgpack value.

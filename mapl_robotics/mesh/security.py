@@ -94,7 +94,7 @@ def load_keypair(secret_path: str | Path) -> KeyPair:
     except (ValueError, OSError) as error:
         raise MeshConfigError(f'cannot read key pair from {path}: {error}') from error
     if secret_key is None:
-        raise MeshConfigError(f'{path} holds no secret key; pass the .key_secret file')
+        raise MeshConfigError(f'{path} contains no secret key; pass the .key_secret file')
     return KeyPair(public_key=public_key, secret_key=secret_key)
 
 

@@ -7,13 +7,13 @@ peer take over its routing id at once instead of being ignored until the old con
 times out.
 
 Outbound: a ROUTER socket connected to every peer. Each connection gets the peer's node id as
-its routing id through ``ZMQ_CONNECT_ROUTING_ID``, so the route exists from the moment of
-``connect()`` (frames queue until the TCP and CURVE handshakes finish) and does not depend on
-an id that the remote side announces. In secure mode each connection is a CURVE client
-pinned to that peer's public key, so only the holder of the matching secret key can receive.
-``ROUTER_MANDATORY`` makes a send to an id that has no connection raise ``EHOSTUNREACH``
-instead of vanishing, and a send to a peer whose queue is at the high-water mark raise
-``EAGAIN``; both are counted and the message stays outstanding for a retry.
+its routing id through ``ZMQ_CONNECT_ROUTING_ID``. The route therefore exists from the moment
+of ``connect()``, with frames queued until the TCP and CURVE handshakes finish, and it does
+not depend on an id that the remote side announces. In secure mode each connection is a
+CURVE client pinned to that peer's public key, so only the holder of the matching secret key
+can receive. ``ROUTER_MANDATORY`` makes a send to an id that has no connection raise
+``EHOSTUNREACH`` instead of vanishing, and a send to a peer whose queue is at the high-water
+mark raise ``EAGAIN``. Both are counted, and the message stays outstanding for a retry.
 
 Every packet is fully encoded before :meth:`Transport.send` is called, and its frames go out
 in one ``send_multipart`` call, so a packet is either queued whole or not at all.

@@ -107,7 +107,7 @@ def test_breaker_closes_after_peer_returns(mesh_nodes):
     with pytest.raises(DeliveryFailedError):
         nodes['a'].send('b', 'plan', {}, deadline_s=0.05).result(timeout=5)
     assert nodes['a'].metrics()['breakers']['b'] == 'open'
-    # A fresh node with b's id and endpoint stands in for the restarted peer.
+    # A fresh node with b's id and endpoint plays the restarted peer.
     from mapl_robotics.mesh import MeshNode
     revived = MeshNode(nodes['b'].config).start()
     try:

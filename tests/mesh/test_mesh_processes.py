@@ -104,8 +104,9 @@ def test_sixteen_peers_lossy_exactly_once(tmp_path, mapl, port, processes):
 def test_restarted_receiver_loses_nothing_acknowledged(tmp_path, mapl, port, processes):
     """Receiver b is SIGKILLed mid-stream and restarted on the same port with the same key.
 
-    Every message a saw acknowledged must be in b's delivered log of the incarnation that
-    acknowledged it; with a deadline longer than the outage, every message is acknowledged.
+    Every message that a saw acknowledged must be in b's delivered log of the incarnation
+    that acknowledged it. The deadline is longer than the outage, so every message must end
+    up acknowledged.
     """
     ids = ['a', 'b']
     key_folder = tmp_path / 'keys'
