@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, InvalidGeometryError,
                                   OutOfBoundsError)
 from mapl_robotics.geometry.clearance import ClearanceField
+from mapl_robotics.geometry.field_checks import classify_segments, march_segment
 from mapl_robotics.geometry.occupancy import (FREE, OCCUPIED, OccupancyGrid, mask_rectangles,
                                                rasterize_obstacles)
 
@@ -37,11 +38,14 @@ __all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
 FIELD_TARGET_CELL_M = 0.05
 FIELD_TARGET_CELLS = 250_000
 FIELD_MAX_CELLS = 2_000_000
-# Batched edge checks sample the field every SAMPLE_SPACING_CELLS field cells. Single edge
-# checks march at most MARCH_MAX_STEPS steps and probe PROBE_MAX_STEPS samples before asking
-# GEOS. All three were tuned with bench/collision.py: finer sampling sends fewer edges to GEOS
-# but costs more look-ups.
-SAMPLE_SPACING_CELLS = 4.0
+# Batched edge checks cut edges into pieces of COARSE_SPACING_CELLS field cells and halve the
+# unproven ones down to FINE_SPACING_CELLS. Single edge checks march at most MARCH_MAX_STEPS
+# steps and probe PROBE_MAX_STEPS samples PROBE_SPACING_CELLS apart before asking GEOS. All
+# were tuned with bench/collision.py and replayed planner batches: finer limits send fewer
+# edges to GEOS but cost more look-ups.
+COARSE_SPACING_CELLS = 16.0
+FINE_SPACING_CELLS = 2.0
+PROBE_SPACING_CELLS = 4.0
 MARCH_MAX_STEPS = 12
 PROBE_MAX_STEPS = 8
 
@@ -285,10 +289,10 @@ class CollisionChecker:
         # Field bounds within this margin of the radius go to GEOS, so rounding in the field
         # never decides a case that GEOS would decide the other way.
         self._margin_m = 1e-9 * max(1.0, world.width_m, world.height_m, r)
-        if self._field is not None:
-            self._sample_spacing_m = SAMPLE_SPACING_CELLS * min(self._field.cell_size_xy_m)
-        else:
-            self._sample_spacing_m = math.inf
+        cell_m = min(self._field.cell_size_xy_m) if self._field is not None else math.inf
+        self._coarse_spacing_m = COARSE_SPACING_CELLS * cell_m
+        self._fine_spacing_m = FINE_SPACING_CELLS * cell_m
+        self._probe_spacing_m = PROBE_SPACING_CELLS * cell_m
 
     def _inside_inner_bounds(self, xy: np.ndarray) -> np.ndarray:
         x_min, y_min, x_max, y_max = self._inner_bounds
@@ -368,56 +372,15 @@ class CollisionChecker:
             return False
         if self._field is None:
             return True
-        decided = self._march(x0, y0, x1, y1)
+        decided = march_segment(self._field, x0, y0, x1, y1, radius_m=self.radius_m,
+                                margin_m=self._margin_m,
+                                probe_spacing_m=self._probe_spacing_m,
+                                max_steps=MARCH_MAX_STEPS, max_probes=PROBE_MAX_STEPS)
         if decided is not None:
             return decided
         if x0 == x1 and y0 == y1:
             return not self._hit_single(shapely.points(x0, y0))
         return not self._hit_single(shapely.linestrings([[x0, y0], [x1, y1]]))
-
-    def _march(self, x0: float, y0: float, x1: float, y1: float) -> bool | None:
-        """Return True (free) or False (blocked) when the clearance field decides, else None.
-
-        Every point within ``lower - radius`` of a point whose lower bound is ``lower`` is
-        free, so the march jumps that far along the segment (sphere tracing). Where the bound
-        becomes too small it probes a few samples further on for an upper bound below the
-        radius, which proves a collision.
-        """
-        field = self._field
-        needed = self.radius_m + self._margin_m
-        blocking = self.radius_m - self._margin_m
-        length = math.hypot(x1 - x0, y1 - y0)
-        lower_start, upper_start = field.bounds_at(x0, y0)
-        lower_end, upper_end = field.bounds_at(x1, y1)
-        if upper_start < blocking or upper_end < blocking:
-            return False
-        # Every point of the segment is within half its length of an end.
-        if 0.5 * (lower_start + lower_end - length) >= needed:
-            return True
-        if length == 0.0:
-            return None
-        travelled = 0.0
-        lower = lower_start
-        for _ in range(MARCH_MAX_STEPS if lower_start >= needed else 0):
-            travelled += lower - needed
-            if travelled >= length:
-                return True
-            fraction = travelled / length
-            lower, upper = field.bounds_at(x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0))
-            if upper < blocking:
-                return False
-            if lower < needed:
-                break
-            if 0.5 * (lower + lower_end - (length - travelled)) >= needed:
-                return True
-        for step in range(1, PROBE_MAX_STEPS + 1):
-            fraction = (travelled + step * self._sample_spacing_m) / length
-            if fraction >= 1.0:
-                break
-            _lower, upper = field.bounds_at(x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0))
-            if upper < blocking:
-                return False
-        return None
 
     def path_free(self, xy_m) -> bool:
         """Return whether every edge of a polyline is free."""
@@ -427,47 +390,11 @@ class CollisionChecker:
         return bool(np.all(self.segments_free(xy[:-1], xy[1:])))
 
     def _classify_segments(self, start: np.ndarray, end: np.ndarray):
-        """Return masks of the segments the clearance field proves free, and proves blocked.
-
-        Each segment is sampled at pieces no longer than the sample spacing. With lower
-        bounds ``l0`` and ``l1`` at the ends of a piece of length ``s``, every point of the
-        piece has clearance at least ``(l0 + l1 - s) / 2``. A segment is free when that bound
-        exceeds the radius on all its pieces, and blocked when any sample's upper bound is
-        below the radius.
-        """
-        delta = end - start
-        length = np.hypot(delta[:, 0], delta[:, 1])
-        needed = self.radius_m + self._margin_m
-        # Most edges are proven free by their two ends alone; only the rest are sampled.
-        lower_ends, _upper_ends = self._field.bounds(np.concatenate([start, end]))
-        count = len(start)
-        proven_free = 0.5 * (lower_ends[:count] + lower_ends[count:] - length) >= needed
-        blocked = np.zeros(count, dtype=bool)
-        rest = np.flatnonzero(~proven_free)
-        if rest.size:
-            rest_free, rest_blocked = self._sample_segments(start[rest], delta[rest],
-                                                            length[rest])
-            proven_free[rest] = rest_free
-            blocked[rest] = rest_blocked
-        return proven_free, blocked
-
-    def _sample_segments(self, start: np.ndarray, delta: np.ndarray, length: np.ndarray):
-        """Return the free and blocked masks of :meth:`_classify_segments` by sampling."""
-        pieces = np.maximum(1, np.ceil(length / self._sample_spacing_m)).astype(np.intp)
-        counts = pieces + 1
-        offsets = np.cumsum(counts) - counts
-        owner = np.repeat(np.arange(len(start)), counts)
-        step = np.arange(owner.size) - offsets[owner]
-        fraction = step / pieces[owner]
-        samples = start[owner] + fraction[:, None] * delta[owner]
-        lower, upper = self._field.bounds(samples)
-        blocked = np.logical_or.reduceat(upper < self.radius_m - self._margin_m, offsets)
-        piece_lower = np.empty(owner.size)
-        piece_lower[:-1] = 0.5 * (lower[:-1] + lower[1:] - (length / pieces)[owner[:-1]])
-        # The last sample of a segment pairs with nothing.
-        piece_lower[offsets + counts - 1] = np.inf
-        proven_free = np.minimum.reduceat(piece_lower, offsets) >= self.radius_m + self._margin_m
-        return proven_free & ~blocked, blocked
+        """Return masks of the segments the clearance field proves free, and proves blocked."""
+        return classify_segments(self._field, start, end, radius_m=self.radius_m,
+                                 margin_m=self._margin_m,
+                                 coarse_spacing_m=self._coarse_spacing_m,
+                                 fine_spacing_m=self._fine_spacing_m)
 
     def _hit_single(self, geometry: BaseGeometry) -> bool:
         """Return whether one geometry comes closer than the radius to an obstacle."""
