@@ -184,3 +184,14 @@ def test_config_from_fleet_spec(tmp_path):
     assert config.default_deadline_s == spec.system.communication.latency_bound_s
     assert config.heartbeat_interval_s == spec.mesh.heartbeat_period_s
     assert config.reference_id in spec.mesh_node_ids
+
+
+def test_high_water_mark_drops_are_counted(mesh_nodes, poll):
+    """With the peer down and a send queue of 2 packets, further packets hit the HWM."""
+    nodes = mesh_nodes(['a', 'b'], secure=False, send_hwm=2)
+    nodes['b'].close()
+    futures = [nodes['a'].send('b', 'plan', {'n': n}, deadline_s=0.3) for n in range(20)]
+    for future in futures:
+        with pytest.raises(DeliveryFailedError):
+            future.result(timeout=5)
+    assert nodes['a'].metrics()['counters']['hwm_drops'] > 0

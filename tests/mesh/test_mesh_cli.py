@@ -1,0 +1,63 @@
+"""The `mapl keys` and `mapl mesh node` commands."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from mapl_robotics.cli import main
+from mapl_robotics.mesh import FleetKeyring, load_keypair
+
+
+def test_keys_generate_writes_pairs(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ['keys', 'generate', '--out', str(tmp_path),
+                                  '--robots', 'r0,r1', '--robots', 'ledger_0'])
+    assert result.exit_code == 0, result.output
+    keyring = FleetKeyring.from_directory(tmp_path)
+    assert keyring.node_ids() == ['ledger_0', 'r0', 'r1']
+    pair = load_keypair(tmp_path / 'r0.key_secret')
+    assert keyring.node_for_key(pair.public_key) == 'r0'
+    assert (tmp_path / 'r0.key_secret').stat().st_mode & 0o077 == 0
+    listed = runner.invoke(main, ['keys', 'list', str(tmp_path)])
+    assert listed.exit_code == 0
+    assert listed.output.splitlines()[1].startswith('r0 ')
+
+
+def test_keys_generate_keeps_existing(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ['keys', 'generate', '--out', str(tmp_path),
+                                '--robots', 'r0']).exit_code == 0
+    before = (tmp_path / 'r0.key').read_text()
+    again = runner.invoke(main, ['keys', 'generate', '--out', str(tmp_path), '--robots', 'r0'])
+    assert again.exit_code != 0
+    assert '--force' in again.output
+    assert (tmp_path / 'r0.key').read_text() == before
+    forced = runner.invoke(main, ['keys', 'generate', '--out', str(tmp_path), '--robots', 'r0',
+                                  '--force'])
+    assert forced.exit_code == 0
+    assert (tmp_path / 'r0.key').read_text() != before
+
+
+def test_keys_generate_rejects_bad_ids(tmp_path):
+    result = CliRunner().invoke(main, ['keys', 'generate', '--out', str(tmp_path),
+                                       '--robots', 'r0,r0'])
+    assert result.exit_code != 0
+    assert 'unique' in result.output
+
+
+def test_mesh_node_requires_keys_or_insecure(tmp_path):
+    result = CliRunner().invoke(main, ['mesh', 'node', '--id', 'r0'])
+    assert result.exit_code != 0
+    assert '--keys-dir' in result.output
+
+
+def test_mesh_node_runs_and_reports(tmp_path):
+    metrics_path = tmp_path / 'metrics.json'
+    result = CliRunner().invoke(main, ['mesh', 'node', '--id', 'r0', '--insecure',
+                                       '--run-s', '0.2', '--metrics-json', str(metrics_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(metrics_path.read_text())
+    assert summary['node'] == 'r0'
+    assert summary['delivered'] == 0
