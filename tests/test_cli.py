@@ -197,3 +197,13 @@ def test_spec_schema_output(tmp_path):
     assert 'roboticSystem' in schema['properties']
     printed = run_mapl('spec', 'schema', cwd=tmp_path)
     assert json.loads(printed.stdout) == schema
+
+
+def test_plan_spec_failure_names_robot(tmp_path):
+    spec = tmp_path / 'tight.yaml'
+    text = EXAMPLE_SPEC.read_text()
+    spec.write_text(text.replace('planner:\n', 'planner:\n  max_iterations: 1\n'))
+    result = run_mapl('--log-level', 'warning', 'plan', '--spec', str(spec), '--output',
+                      str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 1
+    assert_one_error_line(result, "planning robot 'r0' (robots[0])", 'iterations')

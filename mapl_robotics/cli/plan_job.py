@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mapl_robotics.errors import SpecError
+from mapl_robotics.errors import PlanningError, SpecError
 from mapl_robotics.geometry import MovingObstacle, Trajectory, World, find_conflict
 
 __all__ = ['PlannedRobot', 'PlanResult', 'SingleRobotJob', 'FleetPlanJob']
@@ -191,11 +191,16 @@ class FleetPlanJob:
         planned: list[PlannedRobot] = []
         for index, robot in enumerate(spec.robots):
             started = time.perf_counter()
-            trajectory = plan_trajectory(
-                self.world, robot.to_model(), robot.start_xy_m, robot.goal,
-                t_start_s=0.0, rng=np.random.default_rng([self.seed, index]),
-                settings=self.settings, moving_obstacles=moving, committed=committed,
-                clearance_m=spec.planner.clearance_m, start_yaw_rad=robot.start_yaw_rad)
+            try:
+                trajectory = plan_trajectory(
+                    self.world, robot.to_model(), robot.start_xy_m, robot.goal,
+                    t_start_s=0.0, rng=np.random.default_rng([self.seed, index]),
+                    settings=self.settings, moving_obstacles=moving, committed=committed,
+                    clearance_m=spec.planner.clearance_m, start_yaw_rad=robot.start_yaw_rad)
+            except PlanningError as error:
+                against = f' against the plans of {", ".join(committed)}' if committed else ''
+                raise PlanningError(f'planning robot {robot.id!r} (robots[{index}]){against} '
+                                    f'failed: {error}') from error
             planning_ms = (time.perf_counter() - started) * 1000.0
             _LOGGER.info('planned %s: %.1f m in %.1f ms', robot.id, trajectory.length_m,
                          planning_ms)
