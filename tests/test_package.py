@@ -166,7 +166,8 @@ def test_package_xml_is_ament_python_format_3():
     assert root.findtext('export/build_type') == 'ament_python'
     exec_depends = {element.text for element in root.findall('exec_depend')}
     for dependency in ('rclpy', 'python3-numpy', 'python3-scipy', 'python3-shapely',
-                       'python3-zmq'):
+                       'python3-zmq', 'python3-yaml', 'python3-pydantic', 'python3-click',
+                       'python3-matplotlib', 'python3-msgpack', 'python3-cryptography'):
         assert dependency in exec_depends
     assert any('pysyncobj' in name for name in exec_depends)
     assert any('pybullet' in name for name in exec_depends)
