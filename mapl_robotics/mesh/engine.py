@@ -192,6 +192,13 @@ class Engine:
         for peer in self.liveness.expire(now_s):
             self._peer_state_changed(peer, alive=False)
 
+    def dispose(self) -> None:
+        """Release the sockets, context and wake pipe of an engine whose loop never ran."""
+        self.transport.close()
+        self.context.term()
+        os.close(self._wake_read_fd)
+        os.close(self._wake_write_fd)
+
     def _shutdown(self) -> None:
         for stream in self._outbound.values():
             for pending in stream.outstanding.values():

@@ -107,7 +107,10 @@ class MeshNode:
         if self._closed:
             return
         self._closed = True
-        if self._thread is not None:
+        if self._thread is None:
+            # Never started: release the sockets and the wake pipe the engine created.
+            self._engine.dispose()
+        else:
             self._engine.running = False
             self._engine.wake()
             self._thread.join(timeout=timeout_s)
@@ -168,6 +171,8 @@ class MeshNode:
         and MessageFormatError for a payload that msgpack cannot encode or that is too large.
         Delivery failures arrive through the future as DeliveryFailedError.
         """
+        if self._closed:
+            raise MeshError(f'mesh node {self.config.node_id!r} is closed')
         with self._peer_lock:
             known = peer_id in self._peer_ids
         if not known:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from mapl_robotics.errors import DeliveryFailedError, MessageFormatError, PeerUnknownError
+from mapl_robotics.errors import (DeliveryFailedError, MeshError, MessageFormatError,
+                                  PeerUnknownError)
 from mapl_robotics.mesh import BreakerState, Priority
 from mapl_robotics.mesh.transport import SendStatus
 
@@ -195,3 +196,13 @@ def test_high_water_mark_drops_are_counted(mesh_nodes, poll):
         with pytest.raises(DeliveryFailedError):
             future.result(timeout=5)
     assert nodes['a'].metrics()['counters']['hwm_drops'] > 0
+
+
+def test_unstarted_node_closes_cleanly():
+    from mapl_robotics.mesh import MeshConfig, MeshNode
+
+    node = MeshNode(MeshConfig(node_id='solo', security='none'))
+    node.close()
+    node.close()
+    with pytest.raises(MeshError, match='closed'):
+        node.send('x', 'plan', {})
