@@ -54,8 +54,8 @@ class ClearanceField:
         self._inverse_cell_y = 1.0 / self.cell_size_xy_m[1]
         self.shape = lower_cell_m.shape
         half_diagonal = 0.5 * math.hypot(*self.cell_size_xy_m)
-        # The per-cell bounds hold for the cell centre; the "anywhere" versions hold for any
-        # point in the cell, which saves computing the point's offset from the centre.
+        # The per-cell bounds hold at the cell centre. The "anywhere" versions hold at any
+        # point of the cell, so a look-up needs no offset from the centre.
         self._lower_flat = _float32_at_most(lower_cell_m.ravel())
         self._upper_flat = _float32_at_least(upper_cell_m.ravel())
         self._lower_anywhere = _float32_at_most(lower_cell_m.ravel() - half_diagonal)
@@ -153,8 +153,8 @@ class ClearanceField:
     def bounds_inside(self, xy_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return looser :meth:`bounds` for points inside the map, with less work per point.
 
-        The points must lie in the closed rectangle the field was built for (after the
-        world's bounds check); the bounds then hold for anywhere in each point's cell. Rotated
+        The points must lie in the closed rectangle the field was built for, which the world's
+        bounds check ensures. The bounds then hold anywhere in each point's cell. Rotated
         fields fall back to :meth:`bounds`.
         """
         if self.yaw_rad != 0.0:

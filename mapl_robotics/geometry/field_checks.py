@@ -1,6 +1,6 @@
 """Swept-disc edge checks decided by a clearance field alone, where it can.
 
-Both functions return proven answers only: "free" means every point of the segment is at
+Both functions report only what they prove. "Free" means every point of the segment is at
 least ``radius_m + margin_m`` from every obstacle, and "blocked" means some point of it is
 closer than ``radius_m - margin_m``. Everything else is left undecided for an exact check.
 
@@ -26,9 +26,9 @@ def classify_segments(field: ClearanceField, start: np.ndarray, end: np.ndarray,
     """Return masks of the segments the field proves free, and proves blocked.
 
     Each segment is first cut into pieces of at most ``coarse_spacing_m``. Pieces that the
-    bound does not prove free are halved, level by level, until they are proven free, a
-    midpoint proves the segment blocked (its upper bound is below the radius), or they are
-    shorter than ``fine_spacing_m``; a segment with such a short unproven piece is undecided.
+    bound does not prove free are halved, level by level. Halving stops when a piece is
+    proven free, when a midpoint's upper bound below the radius proves the segment blocked, or
+    when the piece is shorter than ``fine_spacing_m``, which leaves its segment undecided.
     Long edges in open space therefore need few samples, and only the parts near obstacles
     are refined.
     """
