@@ -28,12 +28,12 @@ __all__ = ['plot_trajectories', 'animate_run']
 _LOG = logging.getLogger(__name__)
 
 
-def _figure(world: World) -> tuple[Figure, object]:
+def _figure(world: World, *, dpi: int = 110) -> tuple[Figure, object]:
     width_m, height_m = world.width_m, world.height_m
     aspect = height_m / width_m if width_m > 0 else 1.0
     width_in = 12.0
     height_in = float(np.clip(width_in * aspect + 1.2, 3.0, 14.0))
-    figure = Figure(figsize=(width_in, height_in), dpi=110)
+    figure = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     axes.set_aspect('equal')
@@ -115,7 +115,7 @@ def animate_run(path: str | Path, world: World, *, times_s: np.ndarray,
                 obstacle_radii_m: Mapping[str, float] | None = None, fps: int = 10,
                 max_frames: int = 300) -> Path:
     """Write a GIF of the run; positions are sampled at ``times_s`` (same length as paths)."""
-    figure, axes = _figure(world)
+    figure, axes = _figure(world, dpi=60)
     frame_count = len(times_s)
     stride = max(1, int(math.ceil(frame_count / max_frames)))
     frames = list(range(0, frame_count, stride))

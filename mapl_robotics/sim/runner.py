@@ -217,10 +217,27 @@ def _metrics(sim, fleet, schedule, scenario, options, history, outcome, wall_tim
         wall_time_s=wall_time_s, all_committed_s=outcome['all_committed_s'],
         max_tracking_error_m=sim.max_tracking_error_m,
         extra={'closest_approach': _json_safe(sim.closest_approach()),
+               'final_pose': _final_poses(sim),
                'agent_status': dict(sorted(fleet.statuses.items())),
                'mesh_messages': mesh['messages'],
                'proposals': sum(item.proposals for item in stats.values()),
                'rejections': sum(item.rejections for item in stats.values())})
+
+
+def _final_poses(sim: FleetSimulation) -> dict:
+    """Return each robot's last pose and how far it stands from the end of its last plan."""
+    poses = {}
+    for robot_id, pose in sim.poses().items():
+        plan = sim.plans[robot_id]
+        distance = None
+        if plan is not None:
+            end = plan.end_xy_m
+            distance = round(math.hypot(pose.x_m - float(end[0]), pose.y_m - float(end[1])), 4)
+        poses[robot_id] = {'x_m': round(pose.x_m, 4), 'y_m': round(pose.y_m, 4),
+                           'yaw_rad': round(pose.yaw_rad, 4),
+                           'speed_mps': round(pose.speed_mps, 6),
+                           'distance_to_last_plan_end_m': distance}
+    return poses
 
 
 def _json_safe(value):

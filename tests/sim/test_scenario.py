@@ -1,0 +1,70 @@
+"""Scenario loading: bundled files, MovingAI import, invalid input."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mapl_robotics.errors import ScenarioError
+from mapl_robotics.sim.scenario import (DEFAULT_SCENARIO, bundled_scenarios, load_scenario_file,
+                                        movingai_scenario)
+
+WAREHOUSE_SCEN = ('maps/movingai/warehouse-10-20-10-2-1/'
+                  'warehouse-10-20-10-2-1-even-1.scen')
+
+
+@pytest.mark.parametrize('name', ['warehouse_default', 'corridor_swap', 'four_way',
+                                  'moving_crossing', 'fault_kill_leader', 'fault_kill_agent',
+                                  'fault_message_loss', 'fault_partition'])
+def test_bundled_scenario_loads(name):
+    assert name in bundled_scenarios()
+    scenario = load_scenario_file(name)
+    assert scenario.name == name
+    assert len(scenario.robots) >= 2
+    for robot in scenario.robots:
+        checker = scenario.world.checker(robot.radius_m)
+        assert checker.point_free(robot.start_xy_m)
+        assert checker.point_free(robot.goal_xy_m)
+
+
+def test_default_scenario_is_main_job_sized():
+    scenario = load_scenario_file(DEFAULT_SCENARIO)
+    assert len(scenario.robots) >= 8
+    assert len(scenario.moving_obstacles) >= 2
+    assert scenario.world.name == 'warehouse-10-20-10-2-1'
+
+
+def test_movingai_takes_first_pairs():
+    scenario = movingai_scenario(WAREHOUSE_SCEN, agents=3, cell_size_m=1.0, seed=4)
+    assert [robot.robot_id for robot in scenario.robots] == ['r0', 'r1', 'r2']
+    # First line of the file: start cell (69, 39), goal cell (139, 11) on a 63-row map.
+    assert scenario.robots[0].start_xy_m == (69.5, 23.5)
+    assert scenario.robots[0].goal_xy_m == (139.5, 51.5)
+    assert scenario.robots[0].radius_m == pytest.approx(0.3)
+    assert scenario.seed == 4
+
+
+def test_movingai_too_many_agents_rejected():
+    with pytest.raises(ScenarioError, match='--agents'):
+        movingai_scenario(WAREHOUSE_SCEN, agents=100_000, cell_size_m=1.0)
+
+
+def test_unknown_scenario_rejected():
+    with pytest.raises(ScenarioError, match='bundled scenarios: .*four_way'):
+        load_scenario_file('no_such_scenario')
+
+
+def test_start_inside_obstacle_rejected(tmp_path):
+    document = yaml.safe_load(open(load_scenario_file('four_way').source))
+    document['map']['path'] = str(load_scenario_file('four_way').spec.map.path)
+    document['robots'][0]['start'] = [2.0, 2.0]
+    path = tmp_path / 'bad.yaml'
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ScenarioError, match='north start'):
+        load_scenario_file(path)
+
+
+def test_with_seed_changes_both_seeds():
+    scenario = load_scenario_file('four_way').with_seed(99)
+    assert scenario.seed == 99
+    assert scenario.spec.planner.seed == 99
