@@ -15,7 +15,7 @@ __all__ = ['edges_free', 'probe_segments', 'PROBE_FRACTIONS']
 
 # Probe fractions: midpoint first, then quarters, then eighths (the order does not matter for
 # the result, only for readability).
-PROBE_FRACTIONS = np.array([4, 2, 6, 1, 3, 5, 7]) / 8.0
+PROBE_FRACTIONS = np.array([0.5, 0.25, 0.75])
 # Length of a probe piece: short enough to cost about as much as a point check.
 _PROBE_PIECE_M = 1e-6
 
@@ -38,7 +38,7 @@ def probe_segments(start_xy_m: np.ndarray, end_xy_m: np.ndarray
 
 
 def edges_free(checker, start_xy_m: np.ndarray, end_xy_m: np.ndarray, *,
-               probe: bool = True) -> np.ndarray:
+               probe: bool = False) -> np.ndarray:
     """Return, per edge, whether the disc swept along it is collision-free.
 
     ``checker`` is a :class:`~mapl_robotics.geometry.world.CollisionChecker` or any object

@@ -135,13 +135,13 @@ class PlannerSettings:
 
     algorithm: str = 'rrt_connect'
     step_size_m: float = 10.0
-    connect_batch: int = 8
+    connect_batch: int = 16
     goal_bias: float = 0.05
     time_budget_s: float = 2.0
     max_iterations: int = 20_000
     rewire_radius_m: float = 5.0
     rrt_star_refine_iterations: int = 300
-    smoothing_iterations: int = 8
+    smoothing_iterations: int = 2
     shortcut_batch: int = 32
     sample_dt_s: float = 0.2
     corner_rule: str = 'stop'

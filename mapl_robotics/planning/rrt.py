@@ -213,69 +213,77 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
 
     Each round draws ``settings.connect_batch`` free samples. For every sample the active
     tree extends towards it by at most ``step_size_m`` (or by the longest free prefix of
-    half or a quarter of that edge), the new node tries to join its nearest node in the other
-    tree with one whole straight edge, and that other tree grows one step towards it. All of
-    a round's edges go to the checker in one call, and the trees swap roles after each
-    round.
+    half or a quarter of that edge), and the other tree grows one step towards the new node.
+    The straight join from the new node to its nearest node in the other tree is first probed
+    at a few points; a join whose probes pass is checked whole in the next round's call. All
+    of a round's edges go to the checker in one call, and the trees swap roles after each
+    round. The first round also checks the straight edge from start to goal.
     """
     sampler = _FreeSampler(checker, rng)
-    tree_a = SearchTree(start)
-    tree_b = SearchTree(goal)
-    a_is_start = True
+    start_tree = SearchTree(start)
+    goal_tree = SearchTree(goal)
+    tree_a, tree_b = start_tree, goal_tree
     step_m = settings.step_size_m
     batch = settings.connect_batch
     fractions = np.asarray(_EXTEND_FRACTIONS)
+    probe_count = len(PROBE_FRACTIONS)
+    # Joins waiting for their whole-edge check: (start-tree node, goal-tree node) pairs.
+    pending = np.array([[0, 0]], dtype=np.int64)
     iterations = 0
-    while iterations < budget.max_iterations:
-        if budget.expired():
-            break
-        count = min(batch, budget.max_iterations - iterations)
+    while True:
+        out_of_budget = iterations >= budget.max_iterations or budget.expired()
+        count = 0 if out_of_budget else min(batch, budget.max_iterations - iterations)
         iterations += count
-        samples = sampler.draw_many(count)
-        near_a = _nearest_many(tree_a, samples)
-        from_a = tree_a.xy_m[near_a]
-        full_a = _steer_many(from_a, samples, step_m)
-        # new[f * count + k] is sample k's extension shortened to fraction f.
-        new = (from_a[None, :, :] + fractions[:, None, None] * (full_a - from_a)[None, :, :]
-               ).reshape(-1, 2)
-        near_b = _nearest_many(tree_b, full_a)
-        from_b = tree_b.xy_m[near_b]
-        step_b = _steer_many(from_b, full_a, step_m)
-        # One call checks the extensions, the other tree's steps, and cheap probes of the
-        # long join edges; only joins whose probes pass get a second, whole-edge call.
-        probe_low, probe_high = probe_segments(full_a, from_b)
-        starts = np.concatenate([np.tile(from_a, (len(fractions), 1)), from_b, probe_low])
-        ends = np.concatenate([new, step_b, probe_high])
+        join_starts = start_tree.xy_m[pending[:, 0]]
+        join_ends = goal_tree.xy_m[pending[:, 1]]
+        if count:
+            samples = sampler.draw_many(count)
+            near_a = _nearest_many(tree_a, samples)
+            from_a = tree_a.xy_m[near_a]
+            full_a = _steer_many(from_a, samples, step_m)
+            # new[f * count + k] is sample k's extension shortened to fraction f.
+            new = (from_a[None, :, :]
+                   + fractions[:, None, None] * (full_a - from_a)[None, :, :]).reshape(-1, 2)
+            near_b = _nearest_many(tree_b, full_a)
+            from_b = tree_b.xy_m[near_b]
+            step_b = _steer_many(from_b, full_a, step_m)
+            probe_low, probe_high = probe_segments(full_a, from_b)
+            starts = np.concatenate([join_starts, np.tile(from_a, (len(fractions), 1)),
+                                     from_b, probe_low])
+            ends = np.concatenate([join_ends, new, step_b, probe_high])
+        else:
+            starts, ends = join_starts, join_ends
+        if len(starts) == 0:
+            break
         free = edges_free(checker, starts, ends, probe=False)
+        joined = free[:len(pending)]
+        if np.any(joined):
+            pairs = pending[joined]
+            total = (start_tree.cost_m[pairs[:, 0]] + goal_tree.cost_m[pairs[:, 1]]
+                     + np.linalg.norm(start_tree.xy_m[pairs[:, 0]]
+                                      - goal_tree.xy_m[pairs[:, 1]], axis=1))
+            best = pairs[int(np.argmin(total))]
+            path = _join(start_tree, int(best[0]), goal_tree, int(best[1]))
+            return path, iterations, start_tree.count + goal_tree.count
+        if not count:
+            break
+        free = free[len(pending):]
         extend_count = len(fractions) * count
         choice = _longest_free(free[:extend_count], count)
         grown_b = (free[extend_count:extend_count + count]
                    & np.any(step_b != full_a, axis=1))
-        probes_free = free[extend_count + count:].reshape(count, len(PROBE_FRACTIONS))
-        joined = (choice == 0) & probes_free.all(axis=1)
-        if np.any(joined):
-            index = np.flatnonzero(joined)
-            joined[index] = edges_free(checker, full_a[index], from_b[index], probe=False)
-        if np.any(joined):
-            candidates = np.flatnonzero(joined)
-            total = (tree_a.cost_m[near_a[candidates]]
-                     + np.linalg.norm(full_a[candidates] - from_a[candidates], axis=1)
-                     + np.linalg.norm(from_b[candidates] - full_a[candidates], axis=1)
-                     + tree_b.cost_m[near_b[candidates]])
-            best = int(candidates[int(np.argmin(total))])
-            node_a = tree_a.add(full_a[best], int(near_a[best]))
-            node_b = int(near_b[best])
-            if a_is_start:
-                path = _join(tree_a, node_a, tree_b, node_b)
-            else:
-                path = _join(tree_b, node_b, tree_a, node_a)
-            return path, iterations, tree_a.count + tree_b.count
+        probes_free = free[extend_count + count:].reshape(count, probe_count).all(axis=1)
+        new_joins = []
         for index in np.flatnonzero(choice >= 0).tolist():
-            tree_a.add(new[choice[index] * count + index], int(near_a[index]))
+            node = tree_a.add(new[choice[index] * count + index], int(near_a[index]))
+            if choice[index] == 0 and probes_free[index]:
+                pair = (node, int(near_b[index]))
+                new_joins.append(pair if tree_a is start_tree else pair[::-1])
         for index in np.flatnonzero(grown_b).tolist():
             tree_b.add(step_b[index], int(near_b[index]))
-        tree_a, tree_b, a_is_start = tree_b, tree_a, not a_is_start
-    return None, iterations, tree_a.count + tree_b.count
+        pending = np.asarray(new_joins, dtype=np.int64).reshape(-1, 2)
+        tree_a, tree_b = tree_b, tree_a
+    return None, iterations, start_tree.count + goal_tree.count
 
 
 def _rrt(checker, start, goal, settings, rng, budget):
@@ -398,7 +406,9 @@ def search_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
     """
     start, goal = validate_endpoints(checker, start_xy_m, goal_xy_m)
     budget = _Budget(settings, deadline_s)
-    if checker.segments_free(start[None, :], goal[None, :])[0]:
+    # RRT-Connect checks the straight edge in its first round's call.
+    if settings.algorithm != 'rrt_connect' and edges_free(checker, start[None, :],
+                                                           goal[None, :])[0]:
         return np.vstack([start, goal]), 0, 2, budget.elapsed_s
     path, iterations, nodes = _SEARCHES[settings.algorithm](checker, start, goal, settings,
                                                             rng, budget)

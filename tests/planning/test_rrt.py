@@ -103,10 +103,13 @@ def test_real_maps_paths_exactly_free(nav2_warehouse, movingai_warehouse, moving
         assert result.length_m <= result.raw_length_m + 1e-9
 
 
-def test_straight_line_needs_no_search(two_walls):
-    result = plan_path(two_walls.checker(0.3), (1, 8), (4, 9), rng=np.random.default_rng(0))
-    assert result.iterations == 0
-    assert result.xy_m.shape == (2, 2)
+@pytest.mark.parametrize('algorithm', ALGORITHMS)
+def test_straight_line_found_first(two_walls, algorithm):
+    settings = PlannerSettings(algorithm=algorithm)
+    result = plan_path(two_walls.checker(0.3), (1, 8), (4, 9), settings=settings,
+                       rng=np.random.default_rng(0))
+    assert result.iterations <= settings.connect_batch
+    assert result.raw_xy_m.tolist() == [[1.0, 8.0], [4.0, 9.0]]
 
 
 def test_start_in_collision(two_walls):
