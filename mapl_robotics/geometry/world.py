@@ -215,10 +215,12 @@ class World:
         return checker
 
     def strtree(self) -> shapely.STRtree:
-        """Return the spatial index over the obstacles (built once)."""
+        """Return the spatial index over the prepared obstacles (built once)."""
         with self._lock:
             if self._tree is None:
-                self._tree = shapely.STRtree(np.asarray(self.obstacles, dtype=object))
+                geometries = np.asarray(self.obstacles, dtype=object)
+                shapely.prepare(geometries)
+                self._tree = shapely.STRtree(geometries)
             return self._tree
 
     def clearance_field(self) -> ClearanceField:
@@ -284,6 +286,7 @@ class CollisionChecker:
         r = self.radius_m
         self._inner_bounds = (x_min + r, y_min + r, x_max - r, y_max - r)
         self._has_obstacles = len(world.obstacles) > 0
+        self._inflated: BaseGeometry | None = None
         self._field = world.clearance_field() if self._has_obstacles else None
         self._tree = world.strtree() if self._has_obstacles else None
         # Field bounds within this margin of the radius go to GEOS, so rounding in the field
@@ -293,6 +296,18 @@ class CollisionChecker:
         self._coarse_spacing_m = COARSE_SPACING_CELLS * cell_m
         self._fine_spacing_m = FINE_SPACING_CELLS * cell_m
         self._probe_spacing_m = PROBE_SPACING_CELLS * cell_m
+
+    @property
+    def inflated_obstacles(self) -> BaseGeometry:
+        """Obstacles grown by the radius: the region the disc centre must avoid (for plots).
+
+        The checks never use it. They compare exact distances with the radius instead, while
+        ``buffer`` approximates the rounded corners with chords, slightly inside the arcs.
+        """
+        if self._inflated is None:
+            union = self.world.obstacle_union
+            self._inflated = union.buffer(self.radius_m) if self.radius_m > 0.0 else union
+        return self._inflated
 
     def _inside_inner_bounds(self, xy: np.ndarray) -> np.ndarray:
         x_min, y_min, x_max, y_max = self._inner_bounds

@@ -284,3 +284,11 @@ def test_to_occupancy_grid_rejects_huge_grid():
     world = World(bounds_m=(0.0, 0.0, 1000.0, 1000.0), obstacles=[box(1.0, 1.0, 2.0, 2.0)])
     with pytest.raises(InvalidCoordinateError, match='coarser resolution'):
         world.to_occupancy_grid(resolution_m=0.001)
+
+
+def test_inflated_obstacles_for_plots(disc_world):
+    inflated = disc_world.checker(0.1).inflated_obstacles
+    # The 0.2 m disc grows to about 0.3 m.
+    assert inflated.area == pytest.approx(math.pi * 0.3 ** 2, rel=0.01)
+    assert disc_world.checker(0.0).inflated_obstacles.area == pytest.approx(
+        disc_world.obstacles[0].area)
