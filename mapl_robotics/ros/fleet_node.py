@@ -19,6 +19,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
@@ -28,9 +29,9 @@ from mapl_robotics.ros.conversions import header, occupancy_grid_from_world
 from mapl_robotics.ros.diagnostics import ledger_status, status_values
 from mapl_robotics.ros.ledger_status import LedgerProbe
 from mapl_robotics.ros.markers import marker_array, moving_obstacle_markers
-from mapl_robotics.ros.node_logging import attach_to_node
+from mapl_robotics.ros.node_logging import attach_to_node, detach_from_node
 from mapl_robotics.ros.parameters import FLEET_PARAMETERS, declare_all, read_all
-from mapl_robotics.ros.time_conversion import FleetTimeBase
+from mapl_robotics.ros.time_conversion import fleet_time_base
 from mapl_robotics.ros.world_loading import load_node_world, load_optional_spec
 
 __all__ = ['FleetNode']
@@ -43,10 +44,11 @@ class FleetNode(Node):
 
     def __init__(self, *, node_name: str = 'fleet', **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        attach_to_node(self)
+        self._log_handler = attach_to_node(self)
+        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         declare_all(self, FLEET_PARAMETERS)
         self.settings = read_all(self, FLEET_PARAMETERS)
-        self.time_base = FleetTimeBase(epoch_ns=int(self.settings['fleet_epoch_ns']))
+        self.time_base = fleet_time_base(self)
         self.spec = load_optional_spec(self.settings['spec_file'])
         self.world = load_node_world(self.settings['map_yaml'],
                                      cell_size_m=self.settings['map_cell_size_m'],
@@ -66,9 +68,9 @@ class FleetNode(Node):
             self.create_subscription(DiagnosticArray, f'/{name}/diagnostics',
                                      self._on_robot_diagnostics, qos.ROBOT_STATUS_QOS)
         self.publish_map()
-        self.create_timer(1.0 / self.settings['diagnostics.rate_hz'], self.publish_diagnostics)
+        self._steady_timer(1.0 / self.settings['diagnostics.rate_hz'], self.publish_diagnostics)
         if self.moving_obstacles:
-            self.create_timer(1.0 / self.settings['obstacles.rate_hz'],
+            self._steady_timer(1.0 / self.settings['obstacles.rate_hz'],
                               self.publish_moving_obstacles)
         _LOG.info('fleet node started: map %r (%d obstacles), robots %s, %d moving obstacles',
                   self.world.name, len(self.world.obstacles), self.robot_names,
@@ -76,6 +78,11 @@ class FleetNode(Node):
 
     def now_ns(self) -> int:
         return int(self.get_clock().now().nanoseconds)
+
+    def _steady_timer(self, period_s: float, callback):
+        """Create a timer on the steady clock: it keeps firing while simulation time is
+        paused or has not started, unlike a timer on the ROS clock."""
+        return self.create_timer(period_s, callback, clock=self._steady_clock)
 
     def publish_map(self) -> None:
         """Rasterize the world and publish it on ``/map`` (latched)."""
@@ -143,5 +150,6 @@ class FleetNode(Node):
         return ledger_status(leader=best[0], term=best[1], replicas=replicas, source='agents')
 
     def destroy_node(self) -> None:
+        detach_from_node(self._log_handler)
         self._ledger.close()
         super().destroy_node()

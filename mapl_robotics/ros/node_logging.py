@@ -10,14 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-__all__ = ['RclpyHandler', 'Throttle', 'attach_to_node']
-
-_SEVERITY = (
-    (logging.ERROR, 'error'),
-    (logging.WARNING, 'warning'),
-    (logging.INFO, 'info'),
-)
-
+__all__ = ['RclpyHandler', 'Throttle', 'attach_to_node', 'detach_from_node']
 
 class RclpyHandler(logging.Handler):
     """A ``logging.Handler`` that writes each record to an rclpy logger."""
@@ -28,13 +21,17 @@ class RclpyHandler(logging.Handler):
         self.setFormatter(logging.Formatter('%(name)s: %(message)s'))
 
     def emit(self, record: logging.LogRecord) -> None:
+        # rclpy ties a severity to each calling line, so every severity has its own call.
         try:
             text = self.format(record)
-            for level, method in _SEVERITY:
-                if record.levelno >= level:
-                    getattr(self._logger, method)(text)
-                    return
-            self._logger.debug(text)
+            if record.levelno >= logging.ERROR:
+                self._logger.error(text)
+            elif record.levelno >= logging.WARNING:
+                self._logger.warning(text)
+            elif record.levelno >= logging.INFO:
+                self._logger.info(text)
+            else:
+                self._logger.debug(text)
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
 
@@ -47,6 +44,14 @@ def attach_to_node(node, *, level: int = logging.INFO) -> RclpyHandler:
     package_logger.setLevel(level)
     package_logger.propagate = False
     return handler
+
+
+def detach_from_node(handler: RclpyHandler) -> None:
+    """Stop forwarding to the node (before it is destroyed); records then reach the standard
+    ``logging`` handlers again."""
+    package_logger = logging.getLogger('mapl_robotics')
+    package_logger.removeHandler(handler)
+    package_logger.propagate = True
 
 
 class Throttle:

@@ -111,7 +111,8 @@ AGENT_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('mesh.latency_bound_ms', 100.0, 'End-to-end delivery deadline, ms.',
                   range=(1.0, 10000.0), read_only=True),
     ParameterSpec('fleet_epoch_ns', 0, 'ROS time at which fleet time is zero, ns; every '
-                  'node of a fleet must use the same value.', range=(0, 2 ** 62),
+                  'node of a fleet must use the same value. 0: the simulator clock\'s zero '
+                  'with use_sim_time, else the last midnight UTC.', range=(0, 2 ** 62),
                   read_only=True),
     ParameterSpec('goal_frames', ['map'], 'Frames accepted on goal_pose.', kind=_STRINGS),
     ParameterSpec('odom_frames', ['map', 'odom'], 'Frames accepted on odom (the robot\'s '
@@ -140,7 +141,8 @@ FLEET_PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True, kind=_STRINGS),
     ParameterSpec('ledger.addresses', [''], 'host:port of every ledger replica.',
                   read_only=True, kind=_STRINGS),
-    ParameterSpec('fleet_epoch_ns', 0, 'ROS time at which fleet time is zero, ns.',
+    ParameterSpec('fleet_epoch_ns', 0, 'ROS time at which fleet time is zero, ns; 0 as for '
+                  'the agents.',
                   range=(0, 2 ** 62), read_only=True),
     ParameterSpec('diagnostics.rate_hz', 1.0, '/diagnostics rate, Hz.', range=(0.1, 50.0),
                   read_only=True),

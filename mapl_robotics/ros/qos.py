@@ -34,6 +34,7 @@ __all__ = [
     'MAP_QOS',
     'MARKERS_QOS',
     'MOVING_OBSTACLES_QOS',
+    'ODOM_PUBLISHER_QOS',
     'ODOM_QOS',
     'PLAN_QOS',
     'ROBOT_STATUS_QOS',
@@ -66,6 +67,8 @@ ODOM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                       reliability=ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.VOLATILE)
 CMD_VEL_QOS = _reliable(10)
+# The simulator publishes odometry reliably; agent subscriptions are best effort (above).
+ODOM_PUBLISHER_QOS = _reliable(10)
 DIAGNOSTICS_QOS = _reliable(10)
 ROBOT_STATUS_QOS = _reliable(10)
 TF_QOS = _reliable(100)

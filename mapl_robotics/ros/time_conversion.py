@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 from builtin_interfaces.msg import Time as TimeMsg
 
@@ -23,6 +24,7 @@ from mapl_robotics.errors import InvalidCoordinateError
 __all__ = [
     'NANOSECONDS_PER_SECOND',
     'FleetTimeBase',
+    'fleet_time_base',
     'ns_to_stamp',
     'stamp_to_ns',
 ]
@@ -102,3 +104,23 @@ class FleetTimeBase:
     def fleet_s_to_stamp(self, fleet_s: float) -> TimeMsg:
         """Convert fleet seconds to a ROS stamp."""
         return ns_to_stamp(self.to_ros_ns(fleet_s))
+
+
+def fleet_time_base(node) -> FleetTimeBase:
+    """Return the fleet time base of a node from its ``fleet_epoch_ns`` parameter.
+
+    A positive value is used as it is; ``mapl fleet`` and the launch file always set one, the
+    same for every node. The value 0 chooses automatically: with ``use_sim_time`` the
+    simulator clock's zero, otherwise the most recent midnight UTC of the system clock, so
+    that agents started separately on the same day share a fleet time.
+
+    NOTE: agents started on different UTC days with an automatic epoch disagree on fleet
+    time by a day; set ``fleet_epoch_ns`` explicitly for such fleets.
+    """
+    epoch_ns = int(node.get_parameter('fleet_epoch_ns').value)
+    if epoch_ns > 0:
+        return FleetTimeBase(epoch_ns=epoch_ns)
+    if node.get_parameter('use_sim_time').value:
+        return FleetTimeBase(epoch_ns=0)
+    day_ns = 86_400 * NANOSECONDS_PER_SECOND
+    return FleetTimeBase(epoch_ns=(time.time_ns() // day_ns) * day_ns)

@@ -13,7 +13,7 @@ from typing import Callable
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
-__all__ = ['NodeProcess', 'Probe', 'node_command']
+__all__ = ['NodeProcess', 'Probe', 'free_ledger_addresses', 'node_command']
 
 
 class NodeProcess:
@@ -100,3 +100,33 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def free_ledger_addresses(count: int) -> list[str]:
+    """Return ``count`` ledger Raft addresses on 127.0.0.1 whose ports and client ports (Raft
+    port + 1000) were all free a moment ago."""
+    import socket
+    found: list[str] = []
+    for _ in range(200):
+        if len(found) == count:
+            break
+        sockets = []
+        try:
+            raft = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(raft)
+            raft.bind(('127.0.0.1', 0))
+            port = raft.getsockname()[1]
+            if port + 1000 > 65535 or any(a.endswith(f':{port}') for a in found):
+                continue
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(client)
+            client.bind(('127.0.0.1', port + 1000))
+            found.append(f'127.0.0.1:{port}')
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    if len(found) < count:
+        raise RuntimeError(f'found only {len(found)} of {count} free ledger port pairs')
+    return found
