@@ -3,7 +3,8 @@
 One run measures, on loopback:
 
 * the raw ZeroMQ floor: a 200-byte DEALER/ROUTER round trip between two processes, and a
-  200-byte fan-out from one process to 15 echo processes waiting for every reply;
+  200-byte fan-out from one process to 15 echo processes waiting for every reply
+  (``--peers`` minus one);
 * ``no_loss``: 16 ``mapl mesh node`` processes (CurveZMQ on, the default) each sending state
   updates at 20 Hz to the 15 others plus a burst of plan messages every second;
 * ``loss_10pct``: the same with the seeded fault layer dropping 10% of all packets (data,
@@ -37,7 +38,6 @@ from tqdm import tqdm
 
 from mapl_robotics.mesh import write_keypair
 
-PEERS = 16
 PAYLOAD = b'\0' * 200
 
 
@@ -73,10 +73,10 @@ def _echo_server(endpoint: str, ready, stop) -> None:
     context.term()
 
 
-def raw_floor(round_trips: int, fanouts: int) -> dict:
+def raw_floor(round_trips: int, fanouts: int, *, peers: int) -> dict:
     spawn = multiprocessing.get_context('spawn')
     stop = spawn.Event()
-    endpoints = [f'tcp://127.0.0.1:{free_port()}' for _ in range(PEERS - 1)]
+    endpoints = [f'tcp://127.0.0.1:{free_port()}' for _ in range(peers - 1)]
     servers = []
     for endpoint in endpoints:
         ready = spawn.Event()
@@ -124,15 +124,15 @@ def raw_floor(round_trips: int, fanouts: int) -> dict:
         for process, _ in servers:
             process.join(10)
     return {'round_trip_200B': percentiles_ms(single_ms),
-            f'fanout_{PEERS - 1}_all_replies': percentiles_ms(fanout_ms)}
+            f'fanout_{peers - 1}_all_replies': percentiles_ms(fanout_ms)}
 
 
 # ----------------------------------------------------------------------- mesh phases
 
-def run_phase(name: str, folder: Path, *, drop_p: float, send_s: float, deadline_ms: float,
-              seed: int) -> dict:
+def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: float,
+              deadline_ms: float, seed: int) -> dict:
     folder.mkdir(parents=True)
-    ids = [f'r{index:02d}' for index in range(PEERS)]
+    ids = [f'r{index:02d}' for index in range(peers)]
     key_folder = folder / 'keys'
     for node_id in ids:
         write_keypair(key_folder, node_id)
@@ -187,6 +187,7 @@ def summarize(folder: Path, ids: list[str], send_s: float) -> dict:
             latencies[kind].extend(samples)
         for key in ('sent', 'acked', 'failed', 'duplicates_delivered'):
             totals[key] += summary[key]
+        totals['cpu_ms'] += round(summary['cpu_s'] * 1e3)
         counters = summary['metrics']['counters']
         for key in ('retransmissions', 'fault_dropped', 'hwm_drops', 'duplicates_dropped'):
             totals[key] += counters.get(key, 0)
@@ -204,6 +205,8 @@ def summarize(folder: Path, ids: list[str], send_s: float) -> dict:
                    'lost': lost,
                    'duplicates_delivered': totals['duplicates_delivered'] + duplicates_in_logs,
                    'throughput_msgs_per_s': round(totals['acked'] / send_s, 1)})
+    # CPU time of all peer processes (including about 0.5 s of imports each) per acked message.
+    result['cpu_ms_per_acked_message'] = round(totals['cpu_ms'] / max(totals['acked'], 1), 3)
     result.update({key: totals[key] for key in ('sent', 'acked', 'failed', 'retransmissions',
                                                  'fault_dropped', 'hwm_drops',
                                                  'duplicates_dropped')})
@@ -219,17 +222,23 @@ def main() -> None:
                         help='Message deadline in ms (default 1000, so that slow messages '
                              'are measured rather than failed).')
     parser.add_argument('--round-trips', type=int, default=5000)
+    parser.add_argument('--peers', type=int, default=16,
+                        help='Peer processes per phase (default 16).')
     parser.add_argument('--seed', type=int, default=2026)
     args = parser.parse_args()
-    results = {'peers': PEERS, 'send_s': args.send_s, 'deadline_ms': args.deadline_ms,
-               'cpu_count': os.cpu_count(), 'load': 'state 20 Hz x 15 peers + 5 plans/s '
-               'x 15 peers per node; state 200 B, plans 2000 B payload; CurveZMQ on'}
-    results['raw_zmq'] = raw_floor(args.round_trips, args.round_trips // 5)
+    results = {'peers': args.peers, 'send_s': args.send_s, 'deadline_ms': args.deadline_ms,
+               'cpu_count': os.cpu_count(),
+               'load': f'per node: state 20 Hz and 5 plans/s to each of {args.peers - 1} peers; '
+                       'state 200 B, plans 2000 B payload; CurveZMQ on'}
+    results['raw_zmq'] = raw_floor(args.round_trips, args.round_trips // 5, peers=args.peers)
+    results['load_average_before'] = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix='mapl_bench_mesh_') as folder:
-        results['no_loss'] = run_phase('no_loss', Path(folder) / 'no_loss', drop_p=0.0,
+        results['no_loss'] = run_phase('no_loss', Path(folder) / 'no_loss', peers=args.peers,
+                                       drop_p=0.0,
                                        send_s=args.send_s, deadline_ms=args.deadline_ms,
                                        seed=args.seed)
-        results['loss_10pct'] = run_phase('loss_10pct', Path(folder) / 'loss', drop_p=0.1,
+        results['loss_10pct'] = run_phase('loss_10pct', Path(folder) / 'loss', peers=args.peers,
+                                          drop_p=0.1,
                                           send_s=args.send_s, deadline_ms=args.deadline_ms,
                                           seed=args.seed + 1000)
     floor_ms = results['raw_zmq']['round_trip_200B']['p99_ms']
@@ -238,6 +247,7 @@ def main() -> None:
     results['lost'] = results['no_loss']['lost'] + results['loss_10pct']['lost']
     results['duplicates_delivered'] = (results['no_loss']['duplicates_delivered']
                                        + results['loss_10pct']['duplicates_delivered'])
+    results['load_average_after'] = os.getloadavg()
     args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
