@@ -13,9 +13,9 @@ import numpy as np
 
 __all__ = ['edges_free', 'probe_segments', 'PROBE_FRACTIONS']
 
-# Probe fractions: midpoint first, then quarters, then eighths (the order does not matter for
-# the result, only for readability).
-PROBE_FRACTIONS = np.array([0.5, 0.25, 0.75])
+# Probe positions along an edge, in increasing order: RRT-Connect grows a tree up to the first
+# blocked probe.
+PROBE_FRACTIONS = np.array([0.25, 0.5, 0.75])
 # Length of a probe piece: short enough to cost about as much as a point check.
 _PROBE_PIECE_M = 1e-6
 

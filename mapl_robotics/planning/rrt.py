@@ -213,30 +213,39 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
 
     Each round draws ``settings.connect_batch`` free samples. For every sample the active
     tree extends towards it by at most ``step_size_m`` (or by the longest free prefix of
-    half or a quarter of that edge), and the other tree grows one step towards the new node.
-    The straight join from the new node to its nearest node in the other tree is first probed
-    at a few points; a join whose probes pass is checked whole in the next round's call. All
-    of a round's edges go to the checker in one call, and the trees swap roles after each
-    round. The first round also checks the straight edge from start to goal.
+    half or a quarter of that edge). The other tree then grows towards the new node like
+    RRT-Connect's connect step, but by whole edges: one step of ``step_size_m`` is checked at
+    once, and the straight edge to the new node is probed at a few points; the longest
+    stretch whose probes all pass (the whole edge when every probe passes, which joins the
+    trees) is checked in the next round's call. So every round is one checker call, and the
+    trees swap roles after each round. The first round also checks the straight edge from
+    start to goal.
     """
     sampler = _FreeSampler(checker, rng)
-    start_tree = SearchTree(start)
-    goal_tree = SearchTree(goal)
-    tree_a, tree_b = start_tree, goal_tree
+    trees = (SearchTree(start), SearchTree(goal))
+    active = 0
     step_m = settings.step_size_m
     batch = settings.connect_batch
     fractions = np.asarray(_EXTEND_FRACTIONS)
-    probe_count = len(PROBE_FRACTIONS)
-    # Joins waiting for their whole-edge check: (start-tree node, goal-tree node) pairs.
-    pending = np.array([[0, 0]], dtype=np.int64)
+    probe_fractions = np.asarray(PROBE_FRACTIONS)
+    probe_count = len(probe_fractions)
+    # Deferred growth: tree index, parent node and target point of edges to check next round.
+    # A target that is a node of the other tree joins the trees when free.
+    pending_tree = np.array([0])
+    pending_parent = np.array([0])
+    pending_target = goal[None, :].copy()
+    pending_join = np.array([0])  # node of the other tree, or -1 for plain growth
     iterations = 0
     while True:
         out_of_budget = iterations >= budget.max_iterations or budget.expired()
         count = 0 if out_of_budget else min(batch, budget.max_iterations - iterations)
         iterations += count
-        join_starts = start_tree.xy_m[pending[:, 0]]
-        join_ends = goal_tree.xy_m[pending[:, 1]]
+        pending_from = np.array([trees[tree].xy_m[node] for tree, node in
+                                 zip(pending_tree.tolist(), pending_parent.tolist())]
+                                ).reshape(-1, 2)
+        starts, ends = [pending_from], [pending_target]
         if count:
+            tree_a, tree_b = trees[active], trees[1 - active]
             samples = sampler.draw_many(count)
             near_a = _nearest_many(tree_a, samples)
             from_a = tree_a.xy_m[near_a]
@@ -247,43 +256,71 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
             near_b = _nearest_many(tree_b, full_a)
             from_b = tree_b.xy_m[near_b]
             step_b = _steer_many(from_b, full_a, step_m)
-            probe_low, probe_high = probe_segments(full_a, from_b)
-            starts = np.concatenate([join_starts, np.tile(from_a, (len(fractions), 1)),
-                                     from_b, probe_low])
-            ends = np.concatenate([join_ends, new, step_b, probe_high])
-        else:
-            starts, ends = join_starts, join_ends
-        if len(starts) == 0:
+            probe_low, probe_high = probe_segments(from_b, full_a)
+            starts += [np.tile(from_a, (len(fractions), 1)), from_b, probe_low]
+            ends += [new, step_b, probe_high]
+        all_starts = np.concatenate(starts)
+        if len(all_starts) == 0:
             break
-        free = edges_free(checker, starts, ends, probe=False)
-        joined = free[:len(pending)]
+        free = edges_free(checker, all_starts, np.concatenate(ends))
+        pending_free = free[:len(pending_tree)]
+        joined = pending_free & (pending_join >= 0)
         if np.any(joined):
-            pairs = pending[joined]
-            total = (start_tree.cost_m[pairs[:, 0]] + goal_tree.cost_m[pairs[:, 1]]
-                     + np.linalg.norm(start_tree.xy_m[pairs[:, 0]]
-                                      - goal_tree.xy_m[pairs[:, 1]], axis=1))
-            best = pairs[int(np.argmin(total))]
-            path = _join(start_tree, int(best[0]), goal_tree, int(best[1]))
-            return path, iterations, start_tree.count + goal_tree.count
+            index = np.flatnonzero(joined)
+            start_nodes = np.where(pending_tree[index] == 0, pending_parent[index],
+                                   pending_join[index])
+            goal_nodes = np.where(pending_tree[index] == 0, pending_join[index],
+                                  pending_parent[index])
+            total = (trees[0].cost_m[start_nodes] + trees[1].cost_m[goal_nodes]
+                     + np.linalg.norm(trees[0].xy_m[start_nodes] - trees[1].xy_m[goal_nodes],
+                                      axis=1))
+            best = int(np.argmin(total))
+            path = _join(trees[0], int(start_nodes[best]), trees[1], int(goal_nodes[best]))
+            return path, iterations, trees[0].count + trees[1].count
+        for index in np.flatnonzero(pending_free).tolist():
+            trees[pending_tree[index]].add(pending_target[index].copy(),
+                                           int(pending_parent[index]))
         if not count:
             break
-        free = free[len(pending):]
+        free = free[len(pending_tree):]
         extend_count = len(fractions) * count
         choice = _longest_free(free[:extend_count], count)
-        grown_b = (free[extend_count:extend_count + count]
-                   & np.any(step_b != full_a, axis=1))
-        probes_free = free[extend_count + count:].reshape(count, probe_count).all(axis=1)
-        new_joins = []
+        step_free = free[extend_count:extend_count + count]
+        step_joins = np.all(step_b == full_a, axis=1)
+        grown_b = step_free & ~step_joins
+        probes_free = free[extend_count + count:].reshape(count, probe_count)
+        next_tree, next_parent, next_target, next_join = [], [], [], []
         for index in np.flatnonzero(choice >= 0).tolist():
             node = tree_a.add(new[choice[index] * count + index], int(near_a[index]))
-            if choice[index] == 0 and probes_free[index]:
+            if choice[index] != 0:
+                continue
+            if step_joins[index] and step_free[index]:
+                # The new node was within one step of the other tree, and that step is free.
                 pair = (node, int(near_b[index]))
-                new_joins.append(pair if tree_a is start_tree else pair[::-1])
+                start_node, goal_node = pair if active == 0 else pair[::-1]
+                path = _join(trees[0], start_node, trees[1], goal_node)
+                return path, iterations, trees[0].count + trees[1].count
+            # The other tree grows along the straight edge to the new node up to its first
+            # blocked probe; with no blocked probe that edge joins the trees.
+            blocked = np.flatnonzero(~probes_free[index])
+            reach = 1.0 if blocked.size == 0 else (
+                probe_fractions[blocked[0] - 1] if blocked[0] > 0 else 0.0)
+            distance_m = float(np.hypot(*(full_a[index] - from_b[index])))
+            if reach * distance_m <= step_m:
+                # No further than the step already checked in this call.
+                continue
+            next_tree.append(1 - active)
+            next_parent.append(int(near_b[index]))
+            next_target.append(from_b[index] + reach * (full_a[index] - from_b[index]))
+            next_join.append(node if reach == 1.0 else -1)
         for index in np.flatnonzero(grown_b).tolist():
             tree_b.add(step_b[index], int(near_b[index]))
-        pending = np.asarray(new_joins, dtype=np.int64).reshape(-1, 2)
-        tree_a, tree_b = tree_b, tree_a
-    return None, iterations, start_tree.count + goal_tree.count
+        pending_tree = np.asarray(next_tree, dtype=np.int64)
+        pending_parent = np.asarray(next_parent, dtype=np.int64)
+        pending_target = np.asarray(next_target, dtype=float).reshape(-1, 2)
+        pending_join = np.asarray(next_join, dtype=np.int64)
+        active = 1 - active
+    return None, iterations, trees[0].count + trees[1].count
 
 
 def _rrt(checker, start, goal, settings, rng, budget):
