@@ -1,15 +1,10 @@
 """The static world: map bounds plus obstacle polygons, and exact disc collision checks.
 
 Every map format loads into a :class:`World`. Planners ask a :class:`CollisionChecker` (one per
-robot radius, cached) whether points and straight edges are free for a disc robot. Edge checks
-are exact for the swept disc: an edge is free when the distance from the segment to every
-obstacle is at least the radius.
-
-Most queries are decided by a conservative clearance field
-(:mod:`mapl_robotics.geometry.clearance`) from a few array look-ups. Only the points and edges
-whose clearance lies within the field's error of the radius go to GEOS, through a shapely
-``STRtree`` and the ``dwithin`` predicate. Both paths return what GEOS alone would return, up
-to floating point at exactly the radius.
+robot radius, cached; see :mod:`mapl_robotics.geometry.collision`) whether points and straight
+edges are free for a disc robot. Edge checks are exact for the swept disc: an edge is free when
+the distance from the segment to every obstacle is at least the radius. The world builds and
+caches what the checkers share: the spatial index and the clearance field.
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, InvalidGeometryError,
                                   OutOfBoundsError)
 from mapl_robotics.geometry.clearance import ClearanceField
-from mapl_robotics.geometry.field_checks import classify_segments, march_segment
+from mapl_robotics.geometry.collision import CollisionChecker
 from mapl_robotics.geometry.occupancy import (FREE, OCCUPIED, OccupancyGrid, mask_rectangles,
                                                rasterize_obstacles)
 
@@ -38,16 +33,6 @@ __all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
 FIELD_TARGET_CELL_M = 0.05
 FIELD_TARGET_CELLS = 250_000
 FIELD_MAX_CELLS = 2_000_000
-# Batched edge checks cut edges into pieces of COARSE_SPACING_CELLS field cells and halve the
-# unproven ones down to FINE_SPACING_CELLS. Single edge checks march at most MARCH_MAX_STEPS
-# steps and probe PROBE_MAX_STEPS samples PROBE_SPACING_CELLS apart before asking GEOS. All
-# were tuned with bench/collision.py and replayed planner batches: finer limits send fewer
-# edges to GEOS but cost more look-ups.
-COARSE_SPACING_CELLS = 16.0
-FINE_SPACING_CELLS = 2.0
-PROBE_SPACING_CELLS = 4.0
-MARCH_MAX_STEPS = 12
-PROBE_MAX_STEPS = 8
 
 
 class World:
@@ -269,190 +254,3 @@ class World:
     def __repr__(self) -> str:
         return (f'World({self.name!r}, bounds_m={self.bounds_m}, '
                 f'{len(self.obstacles)} obstacles)')
-
-
-class CollisionChecker:
-    """Exact collision checks for a disc of ``radius_m`` against a world's static obstacles.
-
-    The robot disc must stay inside the map bounds and at least ``radius_m`` from every
-    obstacle (touching at exactly ``radius_m`` counts as free). Queries are vectorized over
-    arrays of points or segments. Non-finite coordinates are never free.
-    """
-
-    def __init__(self, world: World, radius_m: float) -> None:
-        self.world = world
-        self.radius_m = float(radius_m)
-        x_min, y_min, x_max, y_max = world.bounds_m
-        r = self.radius_m
-        self._inner_bounds = (x_min + r, y_min + r, x_max - r, y_max - r)
-        self._has_obstacles = len(world.obstacles) > 0
-        self._inflated: BaseGeometry | None = None
-        self._field = world.clearance_field() if self._has_obstacles else None
-        self._tree = world.strtree() if self._has_obstacles else None
-        # Field bounds within this margin of the radius go to GEOS, so rounding in the field
-        # never decides a case that GEOS would decide the other way.
-        self._margin_m = 1e-9 * max(1.0, world.width_m, world.height_m, r)
-        cell_m = min(self._field.cell_size_xy_m) if self._field is not None else math.inf
-        self._coarse_spacing_m = COARSE_SPACING_CELLS * cell_m
-        self._fine_spacing_m = FINE_SPACING_CELLS * cell_m
-        self._probe_spacing_m = PROBE_SPACING_CELLS * cell_m
-
-    @property
-    def inflated_obstacles(self) -> BaseGeometry:
-        """Obstacles grown by the radius: the region the disc centre must avoid (for plots).
-
-        The checks never use it. They compare exact distances with the radius instead, while
-        ``buffer`` approximates the rounded corners with chords, slightly inside the arcs.
-        """
-        if self._inflated is None:
-            union = self.world.obstacle_union
-            self._inflated = union.buffer(self.radius_m) if self.radius_m > 0.0 else union
-        return self._inflated
-
-    def _inside_inner_bounds(self, xy: np.ndarray) -> np.ndarray:
-        x_min, y_min, x_max, y_max = self._inner_bounds
-        return ((xy[:, 0] >= x_min) & (xy[:, 0] <= x_max)
-                & (xy[:, 1] >= y_min) & (xy[:, 1] <= y_max))
-
-    def _inside_inner_bounds_scalar(self, x: float, y: float) -> bool:
-        x_min, y_min, x_max, y_max = self._inner_bounds
-        return x_min <= x <= x_max and y_min <= y <= y_max
-
-    # -- points -------------------------------------------------------------------------------
-
-    def points_free(self, xy_m) -> np.ndarray:
-        """Return, per point, whether a disc centred there is collision-free."""
-        xy = np.atleast_2d(np.asarray(xy_m, dtype=float))
-        free = self._inside_inner_bounds(xy) & np.all(np.isfinite(xy), axis=1)
-        if self._field is None or not np.any(free):
-            return free
-        index = np.flatnonzero(free)
-        lower, upper = self._field.bounds(xy[index])
-        hit = upper < self.radius_m - self._margin_m
-        undecided = ~hit & (lower < self.radius_m + self._margin_m)
-        free[index[hit]] = False
-        if np.any(undecided):
-            exact = index[undecided]
-            free[exact[self._hits(shapely.points(xy[exact]))]] = False
-        return free
-
-    def point_free(self, xy_m) -> bool:
-        """Return whether a disc centred at one point is collision-free."""
-        x, y = _xy(xy_m)
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return False
-        if not self._inside_inner_bounds_scalar(x, y):
-            return False
-        if self._field is None:
-            return True
-        lower, upper = self._field.bounds_at(x, y)
-        if lower >= self.radius_m + self._margin_m:
-            return True
-        if upper < self.radius_m - self._margin_m:
-            return False
-        return not self._hit_single(shapely.points(x, y))
-
-    # -- segments -----------------------------------------------------------------------------
-
-    def segments_free(self, start_xy_m, end_xy_m) -> np.ndarray:
-        """Return, per segment, whether the disc swept from start to end is collision-free."""
-        start = np.atleast_2d(np.asarray(start_xy_m, dtype=float))
-        end = np.atleast_2d(np.asarray(end_xy_m, dtype=float))
-        finite = np.all(np.isfinite(start), axis=1) & np.all(np.isfinite(end), axis=1)
-        # The bounds are convex, so a segment stays inside when both ends do.
-        free = self._inside_inner_bounds(start) & self._inside_inner_bounds(end) & finite
-        if self._field is None or not np.any(free):
-            return free
-        index = np.flatnonzero(free)
-        certain_free, certain_hit = self._classify_segments(start[index], end[index])
-        free[index[certain_hit]] = False
-        undecided = ~(certain_free | certain_hit)
-        if np.any(undecided):
-            exact = index[undecided]
-            free[exact[self._hits(_edge_geometries(start[exact], end[exact]))]] = False
-        return free
-
-    def segment_free(self, start_xy_m, end_xy_m) -> bool:
-        """Return whether the disc swept along one segment is collision-free.
-
-        The result equals :meth:`segments_free` for one segment. It has less overhead because
-        the field is marched along the segment in plain Python, and GEOS decides the rest.
-        """
-        x0, y0 = _xy(start_xy_m)
-        x1, y1 = _xy(end_xy_m)
-        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-            return False
-        if not (self._inside_inner_bounds_scalar(x0, y0)
-                and self._inside_inner_bounds_scalar(x1, y1)):
-            return False
-        if self._field is None:
-            return True
-        decided = march_segment(self._field, x0, y0, x1, y1, radius_m=self.radius_m,
-                                margin_m=self._margin_m,
-                                probe_spacing_m=self._probe_spacing_m,
-                                max_steps=MARCH_MAX_STEPS, max_probes=PROBE_MAX_STEPS)
-        if decided is not None:
-            return decided
-        if x0 == x1 and y0 == y1:
-            return not self._hit_single(shapely.points(x0, y0))
-        return not self._hit_single(shapely.linestrings([[x0, y0], [x1, y1]]))
-
-    def path_free(self, xy_m) -> bool:
-        """Return whether every edge of a polyline is free."""
-        xy = np.asarray(xy_m, dtype=float)
-        if len(xy) == 1:
-            return self.point_free(xy[0])
-        return bool(np.all(self.segments_free(xy[:-1], xy[1:])))
-
-    def _classify_segments(self, start: np.ndarray, end: np.ndarray):
-        """Return masks of the segments the clearance field proves free, and proves blocked."""
-        return classify_segments(self._field, start, end, radius_m=self.radius_m,
-                                 margin_m=self._margin_m,
-                                 coarse_spacing_m=self._coarse_spacing_m,
-                                 fine_spacing_m=self._fine_spacing_m)
-
-    def _hit_single(self, geometry: BaseGeometry) -> bool:
-        """Return whether one geometry comes closer than the radius to an obstacle."""
-        if self.radius_m > 0.0:
-            _index, distances = self._tree.query_nearest(
-                geometry, max_distance=self.radius_m, return_distance=True)
-            return bool(distances.size) and float(distances.min()) < self.radius_m
-        return bool(self._tree.query(geometry, predicate='intersects').size)
-
-    def _hits(self, geometries: np.ndarray) -> np.ndarray:
-        """Return a mask of the geometries that come closer than the radius to an obstacle."""
-        if self.radius_m > 0.0:
-            pairs = self._tree.query(geometries, predicate='dwithin', distance=self.radius_m)
-        else:
-            pairs = self._tree.query(geometries, predicate='intersects')
-        hit = np.zeros(len(geometries), dtype=bool)
-        if self.radius_m > 0.0 and pairs.shape[1]:
-            # dwithin is "distance <= radius": touching at exactly the radius is allowed.
-            index_geometry, index_obstacle = pairs
-            obstacles = self._tree.geometries.take(index_obstacle)
-            distances = shapely.distance(geometries[index_geometry], obstacles)
-            hit[index_geometry[distances < self.radius_m]] = True
-        else:
-            hit[pairs[0]] = True
-        return hit
-
-
-def _xy(point) -> tuple[float, float]:
-    """Return one point as two floats; a plain pair skips numpy's conversion cost."""
-    if len(point) == 2:
-        return float(point[0]), float(point[1])
-    x, y = np.asarray(point, dtype=float).reshape(2)
-    return float(x), float(y)
-
-
-def _edge_geometries(start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Return a line per edge, or a point where the edge has zero length.
-
-    A two-point line with equal points is invalid in GEOS, and ``STRtree.query`` with
-    ``dwithin`` finds nothing near it (shapely 2.2, GEOS 3.14), so such edges are points.
-    """
-    geometries = shapely.linestrings(np.stack([start, end], axis=1))
-    degenerate = np.all(start == end, axis=1)
-    if np.any(degenerate):
-        geometries[degenerate] = shapely.points(start[degenerate])
-    return geometries
