@@ -1,6 +1,6 @@
 """Exact swept-disc collision checks for one robot radius against a world's static obstacles.
 
-A :class:`CollisionChecker` answers whether a disc of ``radius_m`` centred at points, or swept
+A :class:`CollisionChecker` decides whether a disc of ``radius_m`` centred at points, or swept
 along straight edges, stays inside the map bounds and at least ``radius_m`` from every
 obstacle. Get one from :meth:`mapl_robotics.geometry.world.World.checker`, which caches one
 per radius.
