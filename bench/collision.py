@@ -29,15 +29,41 @@ MAPS = {
 }
 
 
+def inside_inner_bounds(world, radius_m: float, xy: np.ndarray) -> np.ndarray:
+    """Return whether a disc of ``radius_m`` centred at each point stays inside the bounds."""
+    x_min, y_min, x_max, y_max = world.bounds_m
+    return ((xy[:, 0] >= x_min + radius_m) & (xy[:, 0] <= x_max - radius_m)
+            & (xy[:, 1] >= y_min + radius_m) & (xy[:, 1] <= y_max - radius_m))
+
+
+def geos_blocked(world, radius_m: float, geometries: np.ndarray) -> np.ndarray:
+    """Return whether each geometry comes closer than the radius to an obstacle, by GEOS."""
+    tree = world.strtree()
+    blocked = np.zeros(len(geometries), dtype=bool)
+    if radius_m == 0.0:
+        # A zero-radius robot collides on touching, which dwithin at distance 0 cannot tell.
+        blocked[tree.query(geometries, predicate='intersects')[0]] = True
+        return blocked
+    query, obstacle = tree.query(geometries, predicate='dwithin', distance=radius_m)
+    close = shapely.distance(geometries[query], tree.geometries.take(obstacle)) < radius_m
+    blocked[query[close]] = True
+    return blocked
+
+
 def exact_segments_free(checker, start, end) -> np.ndarray:
     """Return the GEOS-only result: inside the inner bounds and no obstacle within radius."""
-    inside = checker._inside_inner_bounds(start) & checker._inside_inner_bounds(end)
+    world, radius_m = checker.world, checker.radius_m
+    inside = inside_inner_bounds(world, radius_m, start) & inside_inner_bounds(world, radius_m,
+                                                                                end)
     lines = shapely.linestrings(np.stack([start, end], axis=1))
-    return inside & ~checker._hits(lines)
+    return inside & ~geos_blocked(world, radius_m, lines)
 
 
 def exact_points_free(checker, xy) -> np.ndarray:
-    return checker._inside_inner_bounds(xy) & ~checker._hits(shapely.points(xy))
+    """Return the GEOS-only result for points."""
+    world, radius_m = checker.world, checker.radius_m
+    return (inside_inner_bounds(world, radius_m, xy)
+            & ~geos_blocked(world, radius_m, shapely.points(xy)))
 
 
 def random_edges(world, rng, count, max_length_m):
