@@ -313,3 +313,21 @@ def test_trinary_alpha_joins_the_mean(tmp_path):
     path = write_yaml(tmp_path / 'map.yaml', image='map.png', free=0.196)
     grid, _ = load_map_server_grid(path)
     assert grid.data.tolist() == [[-1, 0, 100]]
+
+
+def test_palette_png_without_transparency(tmp_path):
+    pil_image = pytest.importorskip('PIL.Image')
+    # Grey 200 has p = 55 / 255 = 0.216: unknown. An invented opaque alpha channel would
+    # average in 255 and make it free.
+    grey = np.array([[254, 200, 0]], dtype=np.uint8)
+    pil_image.fromarray(grey, mode='L').convert('P').save(tmp_path / 'map.png')
+    path = write_yaml(tmp_path / 'map.yaml', image='map.png', free=0.196)
+    grid, _ = load_map_server_grid(path)
+    assert grid.data.tolist() == [[0, -1, 100]]
+
+
+def test_unreadable_image(tmp_path):
+    (tmp_path / 'map.png').write_bytes(b'not an image at all')
+    path = write_yaml(tmp_path / 'map.yaml', image='map.png')
+    with pytest.raises(MapFormatError, match='could not be read'):
+        load_map(path)

@@ -218,9 +218,15 @@ def _read_image(image_path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
 
 def _pillow_channels(image, image_path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
     mode = image.mode
-    if mode in ('1', 'P', 'PA', 'CMYK', 'YCbCr', 'LAB', 'HSV'):
-        image = image.convert('RGBA' if 'A' in mode or mode == 'P' else 'RGB')
-        mode = image.mode
+    if mode == '1':
+        image = image.convert('L')
+    elif mode in ('P', 'PA'):
+        # A palette image has an alpha channel only when it declares transparency.
+        has_alpha = mode == 'PA' or 'transparency' in image.info
+        image = image.convert('RGBA' if has_alpha else 'RGB')
+    elif mode in ('CMYK', 'YCbCr', 'LAB', 'HSV'):
+        image = image.convert('RGB')
+    mode = image.mode
     if mode in ('I;16', 'I;16B', 'I;16L'):
         return np.asarray(image, dtype=np.uint16)[..., None], None, 65535
     if mode == 'I':
