@@ -20,7 +20,7 @@ def fenced_blocks(language: str) -> list[str]:
 def test_quick_start_has_two_commands():
     commands = fenced_blocks('sh')
     assert [command.strip() for command in commands] == [
-        'python3 -m venv .venv && . .venv/bin/activate && pip install . && mapl plan',
+        'python3 -m venv .venv && . .venv/bin/activate && pip install . && mapl sim',
         "python3 -m venv .venv && . .venv/bin/activate && pip install '.[test]' "
         '&& python -m pytest',
     ]
