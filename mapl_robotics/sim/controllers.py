@@ -37,12 +37,14 @@ _MOVING_SPEED_MPS = 1e-3
 class TrackingGains:
     """Feedback gains of the tracking law; units follow from ``v`` in m/s and ``w`` in rad/s."""
 
-    k_x_per_s: float = 3.0
-    k_y_per_m2: float = 12.0
-    k_yaw_per_s: float = 5.0
+    k_x_per_s: float = 4.0
+    k_y_per_m2: float = 25.0
+    k_yaw_per_s: float = 6.0
     # Beyond this heading error the robot turns in place before it drives, so it never
     # sweeps sideways out of its committed corridor.
     turn_in_place_rad: float = math.radians(35.0)
+    # A robot farther than this from a standing reference drives back onto it.
+    standing_tolerance_m: float = 0.05
 
 
 def reference_heading(trajectory: Trajectory, t_s: float) -> float:
@@ -148,7 +150,7 @@ class TrackingController:
         if abs(error_yaw) > gains.turn_in_place_rad and reference_speed_mps > _MOVING_SPEED_MPS:
             # The reference moves in a direction the robot does not face: turn first.
             return 0.0, gains.k_yaw_per_s * error_yaw
-        if reference_speed_mps <= _MOVING_SPEED_MPS and distance_m > 0.02:
+        if reference_speed_mps <= _MOVING_SPEED_MPS and distance_m > gains.standing_tolerance_m:
             # Standing reference but the robot is off it: drive straight back onto it. The
             # heading to the point is used when the point is ahead, else the robot reverses.
             bearing = wrap_angle(math.atan2(dy, dx) - state.yaw_rad)

@@ -64,13 +64,18 @@ class RobotPose:
 class FleetSimulation:
     """Steps a fleet of kinematic differential-drive robots through a static world.
 
+    :param footprint_margin_m: the simulated body's radius is the planning radius minus this
+        margin. The planning radius is the disc that contains the footprint, and plans may
+        touch static obstacles with it, so a body of exactly that radius would graze walls
+        with every millimetre of tracking error. 1 cm covers the controller's lateral tracking
+        error, which stays below 5 mm in the tests.
     :param record_every: keep every n-th step's positions for plots (all steps are checked).
     """
 
     def __init__(self, world: World, robots: Sequence[RobotSetup], *,
                  moving_obstacles: Sequence[MovingObstacle] = (), step_s: float = 1.0 / 60.0,
                  time_limit_s: float = 120.0, goal_tolerance_m: float = 0.1,
-                 record_every: int = 6) -> None:
+                 footprint_margin_m: float = 0.01, record_every: int = 6) -> None:
         ids = [robot.robot_id for robot in robots]
         if len(set(ids)) != len(ids):
             raise ScenarioError(f'robot ids must be unique, got {ids}')
@@ -83,6 +88,10 @@ class FleetSimulation:
         self.clock = SimClock(step_s=step_s)
         self.time_limit_s = float(time_limit_s)
         self.record_every = max(1, int(record_every))
+        if not 0.0 <= footprint_margin_m < 0.5 * min(robot.radius_m for robot in robots):
+            raise ScenarioError(f'footprint_margin_m={footprint_margin_m} must be >= 0 and '
+                                'below half of the smallest robot radius')
+        self.footprint_margin_m = float(footprint_margin_m)
         self.sim_world = SimWorld(world)
         try:
             self._build(moving_obstacles, goal_tolerance_m)
@@ -96,7 +105,8 @@ class FleetSimulation:
         for setup in self.setups:
             for name, xy in (('start', setup.start_xy_m), ('goal', setup.goal_xy_m)):
                 self.world.require_inside(xy, what=f'robot {setup.robot_id} {name}')
-            robot = DiffDriveRobot(client, robot_id=setup.robot_id, radius_m=setup.radius_m,
+            robot = DiffDriveRobot(client, robot_id=setup.robot_id,
+                                   radius_m=setup.radius_m - self.footprint_margin_m,
                                    start_xy_m=setup.start_xy_m,
                                    start_yaw_rad=setup.start_yaw_rad,
                                    max_speed_mps=setup.max_speed_mps,

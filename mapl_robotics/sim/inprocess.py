@@ -32,6 +32,7 @@ class InProcessFleet:
     """All agents of a scenario in this process, with an in-process ledger."""
 
     mode = 'in-process'
+    max_pacer_lag_s = None  # fleet time is not paced to the wall clock in this mode
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario

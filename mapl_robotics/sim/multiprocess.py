@@ -326,6 +326,11 @@ class MultiProcessFleet:
 
     # -- results --------------------------------------------------------------------------------
 
+    @property
+    def max_pacer_lag_s(self) -> float:
+        """Largest delay of fleet time behind the wall clock, in seconds."""
+        return self.pacer.max_lag_s
+
     def replans(self) -> int:
         return sum(self._replans.values())
 

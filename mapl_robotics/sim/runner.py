@@ -218,6 +218,7 @@ def _metrics(sim, fleet, schedule, scenario, options, history, outcome, wall_tim
         max_tracking_error_m=sim.max_tracking_error_m,
         extra={'closest_approach': _json_safe(sim.closest_approach()),
                'final_pose': _final_poses(sim),
+               'max_pacer_lag_s': _json_safe(fleet.max_pacer_lag_s),
                'agent_status': dict(sorted(fleet.statuses.items())),
                'mesh_messages': mesh['messages'],
                'proposals': sum(item.proposals for item in stats.values()),

@@ -77,5 +77,5 @@ def test_agent_killed_robot_stops(out_dir):
     assert_fleet_safe_and_done(metrics)
     # The robot without an agent ends at rest where its last committed plan ends.
     final = metrics['final_pose']['r1']
-    assert final['speed_mps'] == pytest.approx(0.0, abs=1e-6)
+    assert abs(final['speed_mps']) < 0.01
     assert final['distance_to_last_plan_end_m'] < 0.05
