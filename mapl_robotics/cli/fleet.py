@@ -4,6 +4,7 @@ subprocesses, without the ``ros2`` command, and stop it cleanly on Ctrl-C or SIG
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import sys
 import time
@@ -39,6 +40,14 @@ _POLL_PERIOD_S = 0.2
               help='Restart a node that exits (at most 10 times each).')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True,
               help='Planner seed (robot i uses seed + i) and start-pose seed.')
+@click.option('--ledger-base-port', type=click.IntRange(1, 64535), default=None,
+              help='First Raft port of the ledger replicas; each also uses its port + 1000 for '
+                   'clients. Default: the spec\'s, else 47100.')
+@click.option('--mesh-base-port', type=click.IntRange(1, 65535), default=None,
+              help='First mesh port. Default: the spec\'s, else 47500.')
+@click.option('--journal-root', type=click.Path(file_okay=False, path_type=Path), default=None,
+              help='Folder of the ledger journals. Default: a folder in the temporary '
+                   'directory named after the fleet epoch.')
 @click.option('--domain-id', type=click.IntRange(0, 232), default=None,
               help='ROS_DOMAIN_ID for every node. Default: the inherited environment.')
 @click.option('--duration', 'duration_s', type=click.FloatRange(min=0.0), default=0.0,
@@ -46,6 +55,7 @@ _POLL_PERIOD_S = 0.2
 @click.option('--dry-run', is_flag=True, help='Print the command lines and exit.')
 def fleet(robots: str, map_path: str | None, spec_path: str | None, params_file: str | None,
           use_sim_time: bool, sim: bool, ros_log_level: str, respawn: bool, seed: int,
+          ledger_base_port: int | None, mesh_base_port: int | None, journal_root: Path | None,
           domain_id: int | None, duration_s: float, dry_run: bool) -> None:
     """Start a fleet's ROS 2 nodes as subprocesses and supervise them.
 
@@ -58,12 +68,13 @@ def fleet(robots: str, map_path: str | None, spec_path: str | None, params_file:
     descriptions = fleet_node_descriptions(
         robots=robots, map_path=map_path, spec_path=Path(spec_path) if spec_path else None,
         params_file=params_file, use_sim_time=use_sim_time, sim=sim, log_level=ros_log_level,
-        use_respawn=respawn, seed=seed)
+        use_respawn=respawn, seed=seed, ledger_base_port=ledger_base_port,
+        mesh_base_port=mesh_base_port, journal_root=journal_root)
     supervisor = FleetSupervisor(descriptions,
                                  environment=loopback_environment(domain_id=domain_id))
     if dry_run:
         for managed in supervisor.processes:
-            click.echo(' '.join(_quote(part) for part in managed.command))
+            click.echo(shlex.join(managed.command))
         return
 
     stop_requested = []
@@ -96,8 +107,3 @@ def fleet(robots: str, map_path: str | None, spec_path: str | None, params_file:
     if failed and not stop_requested and deadline_s is None:
         sys.exit(1)
 
-
-def _quote(part: str) -> str:
-    if part and all(c.isalnum() or c in '-_=./:,' for c in part):
-        return part
-    return "'" + part.replace("'", "'\"'\"'") + "'"

@@ -22,12 +22,18 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
     """Initialize rclpy with ``argv``, spin the node that ``factory`` builds until shutdown,
     and clean up. Returns the process exit status."""
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from mapl_robotics.errors import MaplError
 
     args = list(sys.argv if argv is None else argv)
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RCLError as error:
+        # Malformed --ros-args: rcl has already logged which rule it could not parse.
+        sys.stderr.write(f'error: invalid ROS arguments: {error}\n')
+        return 2
     node = None
     status = 0
     try:

@@ -21,6 +21,7 @@ import dataclasses
 import math
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -44,6 +45,7 @@ PACKAGE = 'mapl_robotics'
 DEFAULT_MAP = 'maps/ros/turtlebot3_world.yaml'
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 _NAME_PATTERN = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+_PLAIN_STRING = re.compile(r'[A-Za-z0-9_./-]+')
 _RESPAWN_DELAY_S = 2.0
 # Radius used to space start poses that neither the argument nor a spec gives; it matches the
 # agent node's radius_m default.
@@ -128,8 +130,11 @@ def _yaml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        # Quote so that strings such as "3" or "true" stay strings.
-        return "'" + value.replace("'", "''") + "'"
+        # Quote everything but plain words that YAML reads back as the same string: rcl's
+        # parser takes "host:port" inside a list for a mapping, and "3" or "true" for numbers
+        # and booleans.
+        plain = bool(_PLAIN_STRING.fullmatch(value)) and yaml.safe_load(value) == value
+        return value if plain else "'" + value.replace("'", "''") + "'"
     return str(value)
 
 
@@ -290,8 +295,10 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
                             params_file: str | Path | None = None,
                             use_sim_time: bool = False, sim: bool = False,
                             log_level: str = 'info', use_respawn: bool = False,
-                            seed: int = 0,
-                            fleet_epoch_ns: int | None = None) -> list[NodeDescription]:
+                            seed: int = 0, fleet_epoch_ns: int | None = None,
+                            ledger_base_port: int | None = None,
+                            mesh_base_port: int | None = None,
+                            journal_root: str | Path | None = None) -> list[NodeDescription]:
     """Compute the processes of a fleet from the launch arguments.
 
     :param robots: a count or names with start poses (see the module docstring). With a fleet
@@ -306,7 +313,14 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
     :param fleet_epoch_ns: ROS time at which fleet time is zero, shared by every node. Default:
         0 with ``use_sim_time`` (the simulator clock starts at zero), else the current system
         time rounded down to a whole second.
-    :returns: one entry per agent node, then the fleet node, then the simulator if requested.
+    :param ledger_base_port: first Raft port of the ledger replicas (each also uses its port
+        plus 1000 for clients); default: the spec's, else 47100.
+    :param mesh_base_port: first mesh port; default: the spec's, else 47500.
+    :param journal_root: folder of the ledger journals, one subfolder per replica; default: a
+        folder in the system temporary directory named after the fleet epoch, so a respawned
+        node finds its journal again.
+    :returns: the dedicated ledger nodes (cluster mode of a spec), one entry per agent node,
+        the fleet node, then the simulator if requested.
     :raises LaunchArgumentError: for an invalid argument, with the fix in its message.
     """
     if log_level not in LOG_LEVELS:
@@ -326,9 +340,16 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
     names = [start.name for start in starts]
     if fleet_epoch_ns is None:
         fleet_epoch_ns = 0 if use_sim_time else (time.time_ns() // 10 ** 9) * 10 ** 9
-    ledger_addresses, mesh_addresses = _ports(spec, names)
+    ledger_addresses, mesh_addresses = _ports(spec, names, ledger_base_port=ledger_base_port,
+                                              mesh_base_port=mesh_base_port)
+    journal_root = Path(journal_root) if journal_root else (
+        Path(tempfile.gettempdir()) / f'mapl-ledger-{fleet_epoch_ns}')
+    cluster = spec is not None and spec.consensus.mode == 'cluster'
+    descriptions: list[NodeDescription] = []
+    if cluster and not spec.consensus.addresses:
+        descriptions += _ledger_cluster_nodes(spec, ledger_addresses, journal_root=journal_root,
+                                              log_level=log_level, use_respawn=use_respawn)
     extra = (str(Path(params_file).resolve()),) if params_file else ()
-    descriptions = []
     for index, start in enumerate(starts):
         parameters = _agent_parameters(start, spec_robots.get(start.name), spec,
                                        map_file=map_file, spec_path=spec_path,
@@ -342,6 +363,8 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
             'mesh.index': index,
             'fleet_epoch_ns': int(fleet_epoch_ns),
         })
+        if not cluster:
+            parameters['ledger.journal_dir'] = str(journal_root / start.name)
         descriptions.append(NodeDescription(
             package=PACKAGE, executable='agent', name='agent', namespace=start.name,
             parameters=(parameters, *extra), respawn=use_respawn,
@@ -397,26 +420,55 @@ def _fill_missing_starts(starts: list[RobotStart], map_file: Path, spec, *,
     return [start if start.has_pose else next(spread) for start in starts]
 
 
-def _ports(spec, names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Return the ledger replica and mesh addresses, one per robot, on loopback by default.
+def _ports(spec, names: Sequence[str], *, ledger_base_port: int | None,
+           mesh_base_port: int | None) -> tuple[list[str], list[str]]:
+    """Return the ledger Raft addresses and the mesh addresses of the fleet.
 
-    The spec's own addresses apply when the fleet is exactly the spec's robots; another robot
-    set gets consecutive ports from the spec's (or the default) base ports.
+    Without overrides, a fleet that is exactly the spec's robots uses the spec's addresses.
+    Otherwise ports count up from the base ports (the arguments, else the spec's, else the
+    defaults 47100 and 47500), one ledger replica per robot or ``node_count`` cluster nodes.
     """
-    count = len(names)
-    if spec is not None and list(spec.robot_ids) == list(names):
-        endpoints = spec.mesh_endpoints()
-        mesh = [endpoint.removeprefix('tcp://') for endpoint in endpoints.values()]
-        return list(spec.ledger_addresses()), mesh
-    if spec is not None:
-        consensus, mesh_spec = spec.consensus, spec.mesh
-        ledger = list(consensus.addresses) or [f'{consensus.host}:{consensus.base_port + i}'
-                                               for i in range(count)]
-        return ledger, [f'{mesh_spec.host}:{mesh_spec.base_port + i}' for i in range(count)]
     from mapl_robotics.spec import ConsensusSpec, MeshSpec
-    consensus, mesh = ConsensusSpec(), MeshSpec()
-    return ([f'{consensus.host}:{consensus.base_port + i}' for i in range(count)],
-            [f'{mesh.host}:{mesh.base_port + i}' for i in range(count)])
+    consensus = spec.consensus if spec is not None else ConsensusSpec()
+    mesh = spec.mesh if spec is not None else MeshSpec()
+    overridden = ledger_base_port is not None or mesh_base_port is not None
+    if spec is not None and not overridden and list(spec.robot_ids) == list(names):
+        endpoints = spec.mesh_endpoints()
+        return (list(spec.ledger_addresses()),
+                [endpoint.removeprefix('tcp://') for endpoint in endpoints.values()])
+    if consensus.addresses and ledger_base_port is None:
+        ledger = list(consensus.addresses)
+    else:
+        ledger_count = len(names)
+        if consensus.mode == 'cluster':
+            ledger_count = consensus.node_count or 3
+        base = consensus.base_port if ledger_base_port is None else ledger_base_port
+        ledger = [f'{consensus.host}:{base + i}' for i in range(ledger_count)]
+    base = mesh.base_port if mesh_base_port is None else mesh_base_port
+    return ledger, [f'{mesh.host}:{base + i}' for i in range(len(names))]
+
+
+def _ledger_cluster_nodes(spec, ledger_addresses: Sequence[str], *, journal_root: Path,
+                          log_level: str, use_respawn: bool) -> list[NodeDescription]:
+    """Return one ``mapl ledger node`` process per address of a dedicated ledger cluster."""
+    consensus = spec.consensus
+    nodes = []
+    for index, address in enumerate(ledger_addresses):
+        peers = [a for a in ledger_addresses if a != address]
+        arguments = ('ledger', 'node', '--id', f'ledger_{index}', '--self', address,
+                     '--peers', ','.join(peers),
+                     '--journal-dir', str(journal_root / f'ledger_{index}'),
+                     '--append-entries-period-s', repr(consensus.append_entries_period_s),
+                     '--election-timeout-min-s', repr(consensus.election_timeout_min_s),
+                     '--election-timeout-max-s', repr(consensus.election_timeout_max_s),
+                     '--tick-s', repr(consensus.tick_s),
+                     '--clearance-m', repr(spec.planner.clearance_m))
+        nodes.append(NodeDescription(
+            package=PACKAGE, executable='mapl', name=f'ledger_{index}', namespace='',
+            arguments=arguments, respawn=use_respawn,
+            respawn_delay_s=_RESPAWN_DELAY_S if use_respawn else 0.0, log_level=log_level,
+            is_ros_node=False))
+    return nodes
 
 
 def _agent_parameters(start: RobotStart, robot_spec, spec, *, map_file: Path, spec_path,

@@ -100,7 +100,7 @@ def test_command_line_carries_ros_arguments():
     assert command[:4] == ['python3', '-m', 'mapl_robotics.ros.entry_points', 'agent']
     assert command[command.index('--ros-args') + 1:][:4] == ['-r', '__node:=agent', '-r',
                                                              '__ns:=/alpha']
-    assert "robot_name:='alpha'" in command
+    assert 'robot_name:=alpha' in command
     assert 'start.x_m:=1.0' in command
     assert command[-2:] == ['--log-level', 'info']
 

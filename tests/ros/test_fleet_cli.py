@@ -1,0 +1,148 @@
+"""``mapl fleet`` with 3 robots on a shipped map: goals in, committed plans out, over DDS,
+and a clean stop on SIGINT."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import signal
+import socket
+import sys
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import OccupancyGrid, Path
+
+from mapl_robotics.coordination.client import LedgerClient
+from mapl_robotics.coordination.settings import client_address_for
+from mapl_robotics.geometry import find_conflict
+from mapl_robotics.geometry.maps import load_map
+from mapl_robotics.resources import bundled_path
+from mapl_robotics.ros import qos
+from mapl_robotics.ros.conversions import path_to_trajectory
+from mapl_robotics.ros.launch_description import fleet_node_descriptions
+from mapl_robotics.ros.time_conversion import FleetTimeBase, stamp_to_ns
+
+MAP = 'maps/ros/turtlebot3_world.yaml'
+RADIUS_M = 0.2
+CLEARANCE_M = 0.1
+SEED = 3
+
+
+def free_port_block(count: int) -> int:
+    """Return a base port p with p..p+count-1 and their +1000 client ports free."""
+    rng = np.random.default_rng(os.getpid())
+    for _ in range(100):
+        base = int(rng.integers(20000, 30000))
+        ports = [base + i for i in range(count)] + [base + 1000 + i for i in range(count)]
+        sockets = []
+        try:
+            for port in ports:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(('127.0.0.1', port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError('no free block of ledger ports found')
+
+
+def choose_goals(starts, *, rng: np.random.Generator):
+    """Pick one free goal per robot, at least 1 m from every start and from each other."""
+    world = load_map(bundled_path(MAP))
+    checker = world.checker(RADIUS_M)
+    x_min, y_min, x_max, y_max = world.bounds_m
+    goals: list[tuple[float, float]] = []
+    for _ in range(10000):
+        if len(goals) == len(starts):
+            break
+        point = (float(rng.uniform(x_min, x_max)), float(rng.uniform(y_min, y_max)))
+        if checker.point_free(point) and all(math.dist(point, other) >= 1.0
+                                             for other in [*starts, *goals]):
+            goals.append(point)
+    assert len(goals) == len(starts)
+    return goals
+
+
+def goal_message(xy) -> PoseStamped:
+    message = PoseStamped()
+    message.header.frame_id = 'map'
+    message.pose.position.x, message.pose.position.y = xy
+    message.pose.orientation.w = 1.0
+    return message
+
+
+def test_mapl_fleet_three_robots(spawn, probe, tmp_path):
+    names = ['robot_0', 'robot_1', 'robot_2']
+    base_port = free_port_block(3)
+    # The same function mapl fleet calls gives the start poses it will use.
+    descriptions = fleet_node_descriptions(robots=3, map_path=MAP, seed=SEED, fleet_epoch_ns=0,
+                                           ledger_base_port=base_port)
+    starts = []
+    for description in descriptions[:3]:
+        values = description.parameters[0]
+        starts.append((values['start.x_m'], values['start.y_m']))
+    goals = choose_goals(starts, rng=np.random.default_rng(SEED))
+    fleet = spawn([sys.executable, '-c',
+                   'import sys; from mapl_robotics.cli import main; sys.exit(main())',
+                   'fleet', '--robots', '3', '--map', MAP, '--seed', str(SEED),
+                   '--ledger-base-port', str(base_port), '--journal-root', str(tmp_path / 'j')],
+                  name='mapl-fleet')
+    plans = {name: probe.collect(Path, f'/{name}/plan', qos.PLAN_QOS) for name in names}
+    maps = probe.collect(OccupancyGrid, '/map', qos.MAP_QOS)
+    assert probe.spin_until(lambda: all(plans.values()) and maps, timeout_s=120.0), \
+        fleet.output()
+    for name, start in zip(names, starts):
+        first = plans[name][0].poses[0].pose.position
+        assert math.dist((first.x, first.y), start) < 1e-6
+    publishers = {}
+    for name, goal in zip(names, goals):
+        publishers[name] = probe.node.create_publisher(PoseStamped, f'/{name}/goal_pose',
+                                                       qos.GOAL_QOS)
+        assert probe.wait_for_subscribers(publishers[name], timeout_s=30.0)
+        publishers[name].publish(goal_message(goal))
+
+    def at_goal(name, goal) -> bool:
+        end = plans[name][-1].poses[-1].pose.position
+        return math.dist((end.x, end.y), goal) < 0.05
+
+    ledger = [f'127.0.0.1:{base_port + i}' for i in range(3)]
+    committed = {}
+    with LedgerClient([client_address_for(a) for a in ledger], timeout_s=2.0) as client:
+
+        def published_is_committed() -> bool:
+            if not all(at_goal(name, goal) for name, goal in zip(names, goals)):
+                return False
+            view = client.read(full=True)
+            base = FleetTimeBase(epoch_ns=0)
+            for name in names:
+                published = plans[name][-1]
+                ledger_plan = view.robots[name].trajectory
+                if len(published.poses) != len(ledger_plan):
+                    return False
+                xy = np.array([(p.pose.position.x, p.pose.position.y) for p in published.poses])
+                if not np.allclose(xy, ledger_plan.xy_m, atol=1e-9):
+                    return False
+                committed[name] = path_to_trajectory(published, time_base=base)
+            return True
+
+        assert probe.spin_until(published_is_committed, timeout_s=120.0), fleet.output()
+    for name in names:
+        stamps = [stamp_to_ns(p.header.stamp) for p in plans[name][-1].poses]
+        assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    for first, second in itertools.combinations(names, 2):
+        conflict = find_conflict(committed[first], RADIUS_M, committed[second], RADIUS_M,
+                                 clearance_m=CLEARANCE_M - 1e-6)
+        assert conflict is None, (first, second, conflict)
+
+    # Ctrl-C stops every node, each exiting cleanly, and mapl fleet itself exits 0.
+    os.killpg(fleet.process.pid, signal.SIGINT)
+    fleet.process.wait(timeout=60)
+    assert fleet.process.returncode == 0, fleet.output()
+    log = fleet.output()
+    assert 'stopped: /robot_0/agent (0), /robot_1/agent (0), /robot_2/agent (0), /fleet (0)' \
+        in log, log
