@@ -68,17 +68,26 @@ class ClearanceField:
 
     @classmethod
     def from_mask(cls, mask: np.ndarray, *, cell_size_m: float, origin_xy_m: Sequence[float],
-                  yaw_rad: float = 0.0, outside_is_obstacle: bool = False) -> 'ClearanceField':
+                  yaw_rad: float = 0.0, outside_is_obstacle: bool = False,
+                  coarsening: int = 1) -> 'ClearanceField':
         """Build the field of a grid whose true cells are solid square obstacles.
 
-        ``mask[row, col]`` uses ROS order (row 0 at ``origin_xy_m``).
+        ``mask[row, col]`` uses ROS order (row 0 at ``origin_xy_m``). With ``coarsening`` k > 1
+        the field cells are k x k blocks of grid cells. A block counts as touched for the
+        lower bound when any of its cells is blocked, and as solid for the upper bound only
+        when all of them are, so both bounds stay proven.
         """
-        padded = np.ones((mask.shape[0] + 2, mask.shape[1] + 2), dtype=bool)
-        padded[1:-1, 1:-1] = mask
-        distance = ndimage.distance_transform_edt(~padded) * cell_size_m
-        half_diagonal = cell_size_m * math.sqrt(0.5)
-        lower = distance - half_diagonal
-        upper = distance - 0.5 * cell_size_m
+        touched = mask
+        solid = mask
+        if coarsening > 1:
+            # Blocks reaching past the map edge count as touched, so the lower bound still
+            # covers the distance to that edge.
+            touched = _pool_blocks(mask, coarsening, np.any, fill=True)
+            solid = _pool_blocks(mask, coarsening, np.all, fill=outside_is_obstacle)
+            cell_size_m *= coarsening
+        lower = _padded_distance(touched, cell_size_m) - cell_size_m * math.sqrt(0.5)
+        upper = (lower + cell_size_m * math.sqrt(0.5) if solid is touched
+                 else _padded_distance(solid, cell_size_m)) - 0.5 * cell_size_m
         origin = _shifted_origin(origin_xy_m, yaw_rad, cell_size_m, cell_size_m)
         return cls(lower_cell_m=lower, upper_cell_m=upper,
                    cell_size_xy_m=(cell_size_m, cell_size_m), origin_xy_m=origin,
@@ -193,6 +202,23 @@ class ClearanceField:
         flat = row * cols + col
         return (float(self._lower_flat[flat]) - offset,
                 max(0.0, float(self._upper_flat[flat]) + offset))
+
+
+def _padded_distance(mask: np.ndarray, cell_size_m: float) -> np.ndarray:
+    """Return the distance from each cell centre of the ring-padded mask to a true cell."""
+    padded = np.ones((mask.shape[0] + 2, mask.shape[1] + 2), dtype=bool)
+    padded[1:-1, 1:-1] = mask
+    return ndimage.distance_transform_edt(~padded) * cell_size_m
+
+
+def _pool_blocks(mask: np.ndarray, size: int, reduce, *, fill: bool) -> np.ndarray:
+    """Reduce ``size`` x ``size`` blocks of a mask; cells past its far edges take ``fill``."""
+    rows = -(-mask.shape[0] // size) * size
+    cols = -(-mask.shape[1] // size) * size
+    padded = np.full((rows, cols), fill, dtype=bool)
+    padded[:mask.shape[0], :mask.shape[1]] = mask
+    blocks = padded.reshape(rows // size, size, cols // size, size)
+    return reduce(blocks, axis=(1, 3))
 
 
 def _float32_padding(values: np.ndarray) -> float:

@@ -224,9 +224,12 @@ class World:
             factor = min(subdivision, allowed)
             if factor > 1:
                 mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
+            # A grid too large for the cell budget gets a field of blocks of cells instead.
+            coarsening = max(1, math.ceil(math.sqrt(mask.size / FIELD_MAX_CELLS)))
             return ClearanceField.from_mask(
                 mask, cell_size_m=grid.resolution_m / factor, origin_xy_m=grid.origin_xy_m,
-                yaw_rad=grid.origin_yaw_rad, outside_is_obstacle=grid.origin_yaw_rad != 0.0)
+                yaw_rad=grid.origin_yaw_rad, outside_is_obstacle=grid.origin_yaw_rad != 0.0,
+                coarsening=coarsening)
         target_cell_m = math.sqrt(self.width_m * self.height_m / FIELD_TARGET_CELLS)
         return ClearanceField.from_geometries(self.obstacles, bounds_m=self.bounds_m,
                                               target_cell_m=target_cell_m)

@@ -13,7 +13,10 @@ from shapely.geometry import Point, box
 from mapl_robotics.geometry.field_checks import classify_segments, march_segment
 from mapl_robotics.geometry.maps import load_map
 from mapl_robotics.geometry.occupancy import OccupancyGrid
+from mapl_robotics.geometry import world as world_module
 from mapl_robotics.geometry.world import World
+
+from collision_reference import exact_segments_free
 
 MAPS_DIR = Path(__file__).resolve().parents[2] / 'maps'
 
@@ -125,3 +128,27 @@ def test_float32_bounds_stay_conservative():
     assert np.all(lower <= truth)
     assert np.all(upper >= truth)
     assert not math.isinf(float(upper.max()))
+
+
+@pytest.mark.parametrize('yaw_rad', [0.0, 0.4])
+def test_coarsened_field_of_large_grid(monkeypatch, yaw_rad):
+    # A grid above the cell budget gets a field of blocks; answers must not change.
+    monkeypatch.setattr(world_module, 'FIELD_MAX_CELLS', 3000)
+    rng = np.random.default_rng(11)
+    data = np.where(rng.random((83, 97)) < 0.08, 100, 0).astype(np.int8)
+    grid = OccupancyGrid(data=data, resolution_m=0.1, origin_xy_m=(0.0, 0.0),
+                         origin_yaw_rad=yaw_rad)
+    world = World.from_occupancy_grid(grid)
+    field = world.clearance_field()
+    assert field.cell_count <= 3000 * 1.3
+    assert field.cell_size_xy_m[0] > 0.1
+    x_min, y_min, x_max, y_max = world.bounds_m
+    xy = rng.uniform((x_min, y_min), (x_max, y_max), size=(3000, 2))
+    truth = distance_to_obstacles(world, xy)
+    lower, upper = field.bounds(xy)
+    assert np.all(lower <= truth + 1e-9)
+    assert np.all(upper >= truth - 1e-9)
+    checker = world.checker(0.15)
+    end = xy + rng.normal(0.0, 1.0, size=xy.shape)
+    assert np.array_equal(checker.segments_free(xy, end),
+                          exact_segments_free(checker, xy, end))
