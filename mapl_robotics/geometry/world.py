@@ -29,7 +29,7 @@ __all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
 
 # Clearance fields of grid maps are subdivided down to about FIELD_TARGET_CELL_M, and those of
 # polygon maps get about FIELD_TARGET_CELLS cells. FIELD_MAX_CELLS caps the memory: a field
-# stores two float64 arrays, so 2 million cells take 32 MB.
+# stores four float32 arrays, so 2 million cells take 32 MB.
 FIELD_TARGET_CELL_M = 0.05
 FIELD_TARGET_CELLS = 250_000
 FIELD_MAX_CELLS = 2_000_000
