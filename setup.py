@@ -91,6 +91,7 @@ setup(
             'mapl = mapl_robotics.cli:main',
             'agent = mapl_robotics.ros.entry_points:agent_main',
             'fleet = mapl_robotics.ros.entry_points:fleet_main',
+            'sim_bridge = mapl_robotics.ros.entry_points:sim_bridge_main',
         ],
     },
 )

@@ -92,8 +92,12 @@ def format_summary(metrics: dict) -> str:
               help='Override the scenario seed (simulator, faults and planners).')
 @click.option('--gif', is_flag=True, help='Also write an animation, run.gif.')
 @click.option('--no-progress', is_flag=True, help='Hide the progress bar.')
+@click.option('--ros', is_flag=True,
+              help='Run the whole fleet in this process as a ROS 2 system until Ctrl-C: '
+                   'publish /clock and each robot\'s odom and tf, take goals from '
+                   '/<robot>/goal_pose (docs/ros2.md).')
 def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, in_process, seed, gif,
-        no_progress) -> None:
+        no_progress, ros) -> None:
     """Simulate a fleet headless and report whether every robot arrived without a collision.
 
     \b
@@ -120,6 +124,12 @@ def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, in_process, seed
             scenario = load_scenario_file(scenario_file or DEFAULT_SCENARIO)
         if seed is not None:
             scenario = scenario.with_seed(seed)
+        if ros:
+            from mapl_robotics.ros.sim_ros import run_scenario_with_ros
+            click.echo(f'simulating {scenario.name} for ROS 2: {len(scenario.robots)} robots; '
+                       'Ctrl-C stops')
+            run_scenario_with_ros(scenario)
+            return
         out_dir = out_dir or _default_output(scenario.name)
         click.echo(f'simulating {scenario.name}: {len(scenario.robots)} robots, '
                    f'{len(scenario.moving_obstacles)} moving obstacles on {scenario.world.name}; '

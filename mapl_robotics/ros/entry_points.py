@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-__all__ = ['agent_main', 'fleet_main', 'run_node']
+__all__ = ['agent_main', 'fleet_main', 'run_node', 'sim_bridge_main']
 
 _LOG = logging.getLogger(__name__)
 
@@ -67,16 +67,24 @@ def fleet_main(argv: Sequence[str] | None = None) -> int:
     return run_node(FleetNode, argv)
 
 
-_COMMANDS = {'agent': agent_main, 'fleet': fleet_main}
+def sim_bridge_main(argv: Sequence[str] | None = None) -> int:
+    """Run the world-only simulator for a ROS fleet (``ros2 run mapl_robotics sim_bridge``)."""
+    from mapl_robotics.ros.sim_ros import sim_bridge_main as run
+    return run(argv)
+
+
+_COMMANDS = {'agent': agent_main, 'fleet': fleet_main, 'sim_bridge': sim_bridge_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch ``python -m mapl_robotics.ros.entry_points {agent,fleet} [--ros-args ...]``."""
+    """Dispatch ``python -m mapl_robotics.ros.entry_points {agent,fleet,sim_bridge} ...``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in _COMMANDS:
-        sys.stderr.write('usage: python -m mapl_robotics.ros.entry_points {agent,fleet} '
+        sys.stderr.write('usage: python -m mapl_robotics.ros.entry_points {agent,fleet,sim_bridge} '
                          '[--ros-args ...]\n')
         return 2
+    if args[0] == 'sim_bridge':
+        return sim_bridge_main(args[1:])
     return _COMMANDS[args[0]]([f'mapl-{args[0]}', *args[1:]])
 
 

@@ -307,8 +307,9 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
     :param spec_path: a MAPL fleet spec (JSON or YAML): robots, limits, planner, consensus and
         mesh settings, moving obstacles.
     :param params_file: a ROS parameter YAML applied to every node after the computed values.
-    :param sim: also start the PyBullet simulator bridge (``mapl sim --ros``) as the robots'
-        world; it publishes odom and tf for every robot.
+    :param sim: also start the PyBullet simulator (``sim_bridge``) as the robots' world: each
+        robot executes its committed plan there, and the simulator publishes ``/clock``, odom
+        and tf for every robot. Implies ``use_sim_time``.
     :param seed: seeds the planner of robot ``i`` with ``seed + i`` and the start-pose choice.
     :param fleet_epoch_ns: ROS time at which fleet time is zero, shared by every node. Default:
         0 with ``use_sim_time`` (the simulator clock starts at zero), else the current system
@@ -323,6 +324,8 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
         the fleet node, then the simulator if requested.
     :raises LaunchArgumentError: for an invalid argument, with the fix in its message.
     """
+    if sim:
+        use_sim_time = True
     if log_level not in LOG_LEVELS:
         raise LaunchArgumentError(f'log_level={log_level!r} must be one of {list(LOG_LEVELS)}')
     spec = _load_spec(spec_path) if spec_path else None
@@ -353,7 +356,7 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
     for index, start in enumerate(starts):
         parameters = _agent_parameters(start, spec_robots.get(start.name), spec,
                                        map_file=map_file, spec_path=spec_path,
-                                       use_sim_time=use_sim_time, controller_enabled=sim,
+                                       use_sim_time=use_sim_time, controller_enabled=False,
                                        seed=seed + index)
         parameters.update({
             'robot_names': names,
@@ -379,14 +382,14 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
         parameters=(fleet_parameters, *extra), respawn=use_respawn,
         respawn_delay_s=_RESPAWN_DELAY_S if use_respawn else 0.0, log_level=log_level))
     if sim:
-        arguments = ['sim', '--ros', '--map', str(map_file), '--robots',
+        arguments = ['--map', str(map_file), '--robots',
                      '; '.join(f'{s.name}={{x: {s.x_m!r}, y: {s.y_m!r}, yaw: {s.yaw_rad!r}}}'
                                for s in starts)]
         if spec_path:
             arguments += ['--spec', str(Path(spec_path).resolve())]
         descriptions.append(NodeDescription(
-            package=PACKAGE, executable='mapl', name='sim_bridge', namespace='',
-            arguments=tuple(arguments), log_level=log_level, is_ros_node=False))
+            package=PACKAGE, executable='sim_bridge', name='sim_bridge', namespace='',
+            arguments=tuple(arguments), log_level=log_level))
     return descriptions
 
 

@@ -81,16 +81,22 @@ def test_named_list_with_poses():
     assert parameters(alpha)['fleet_epoch_ns'] == 0
 
 
-def test_sim_adds_bridge_and_enables_controllers():
-    descriptions = fleet_node_descriptions(robots=['a', 'b'], map_path=WAREHOUSE, sim=True,
-                                           fleet_epoch_ns=0)
+def test_sim_adds_world_bridge_on_sim_time():
+    descriptions = fleet_node_descriptions(robots=['a', 'b'], map_path=WAREHOUSE, sim=True)
     bridge = descriptions[-1]
-    assert bridge.executable == 'mapl'
-    assert bridge.is_ros_node is False
-    assert bridge.arguments[:2] == ('sim', '--ros')
-    assert all(parameters(d)['controller.enabled'] for d in agents(descriptions))
+    assert (bridge.executable, bridge.name, bridge.is_ros_node) == ('sim_bridge', 'sim_bridge',
+                                                                    True)
+    assert all(parameters(d)['use_sim_time'] for d in agents(descriptions))
+    # The simulator executes committed plans itself; agent controllers stay off.
+    assert not any(parameters(d)['controller.enabled'] for d in agents(descriptions))
+    assert all(parameters(d)['fleet_epoch_ns'] == 0 for d in agents(descriptions))
     robots_argument = bridge.arguments[bridge.arguments.index('--robots') + 1]
-    assert [start.name for start in parse_robots(robots_argument)] == ['a', 'b']
+    parsed = parse_robots(robots_argument)
+    assert [start.name for start in parsed] == ['a', 'b']
+    assert all(start.has_pose for start in parsed)
+    command = bridge.command(python='python3')
+    assert command[:4] == ['python3', '-m', 'mapl_robotics.ros.entry_points', 'sim_bridge']
+    assert command.index('--robots') < command.index('--ros-args')
 
 
 def test_command_line_carries_ros_arguments():
