@@ -1,6 +1,7 @@
 """Planning: RRT-family path search, shortcut smoothing, time parameterization and space-time
 planning against moving obstacles and other robots' committed trajectories."""
 
+from mapl_robotics.planning.curvature import RoundedPath, round_corners
 from mapl_robotics.planning.models import (ALGORITHMS, CORNER_RULES, DRIVES, PlannerSettings,
                                            RobotModel)
 from mapl_robotics.planning.rrt import PathResult, plan_path, search_path, validate_endpoints
@@ -8,7 +9,7 @@ from mapl_robotics.planning.smoothing import (path_length_m, remove_redundant_ve
                                               shortcut_smooth)
 from mapl_robotics.planning.spacetime import (DiscAvoidingChecker, earliest_conflict_time,
                                               plan_trajectory)
-from mapl_robotics.planning.timing import corner_indices, time_parameterize
+from mapl_robotics.planning.timing import arc_speed_mps, corner_indices, time_parameterize
 
 __all__ = [
     'ALGORITHMS',
@@ -18,12 +19,15 @@ __all__ = [
     'PathResult',
     'PlannerSettings',
     'RobotModel',
+    'RoundedPath',
+    'arc_speed_mps',
     'corner_indices',
     'earliest_conflict_time',
     'path_length_m',
     'plan_path',
     'plan_trajectory',
     'remove_redundant_vertices',
+    'round_corners',
     'search_path',
     'shortcut_smooth',
     'time_parameterize',

@@ -31,6 +31,7 @@ from mapl_robotics.geometry.conflicts import conflicting_ids
 from mapl_robotics.geometry.obstacles import MovingObstacle
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.geometry.world import CollisionChecker, World
+from mapl_robotics.planning.curvature import RoundedPath, round_corners
 from mapl_robotics.planning.models import PlannerSettings, RobotModel
 from mapl_robotics.planning.rrt import plan_path, validate_endpoints
 from mapl_robotics.planning.timing import time_parameterize
@@ -170,11 +171,12 @@ class _SpaceTimeProblem:
     def required_m(self, other: _Other) -> float:
         return self.robot.radius_m + other.radius_m + self.clearance_m
 
-    def timed(self, path: np.ndarray, waits_s: Mapping[int, float]) -> Trajectory:
-        return time_parameterize(path, robot=self.robot, t_start_s=self.t_start_s,
+    def timed(self, path: RoundedPath, waits_s: Mapping[int, float]) -> Trajectory:
+        return time_parameterize(path.xy_m, robot=self.robot, t_start_s=self.t_start_s,
                                  sample_dt_s=self.settings.sample_dt_s,
                                  corner_rule=self.settings.corner_rule,
-                                 start_yaw_rad=self.start_yaw_rad, waits_s=waits_s)
+                                 start_yaw_rad=self.start_yaw_rad, waits_s=waits_s,
+                                 arc_edges=path.arc_edges)
 
     def first_conflict(self, trajectory: Trajectory) -> _ConflictReport | None:
         best: _ConflictReport | None = None
@@ -204,7 +206,7 @@ class _SpaceTimeProblem:
             arrivals[index] = trajectory.t_s[at_vertex[0]] if at_vertex.size else np.inf
         return arrivals
 
-    def resolve_by_waiting(self, path: np.ndarray, deadline_s: float
+    def resolve_by_waiting(self, path: RoundedPath, deadline_s: float
                            ) -> tuple[Trajectory | None, _ConflictReport | None]:
         """Search for vertex waits that remove every conflict of the path.
 
@@ -218,7 +220,7 @@ class _SpaceTimeProblem:
         for _ in range(self.settings.wait_rounds):
             if conflict is None or time.perf_counter() > deadline_s:
                 break
-            arrivals = self.vertex_arrivals_s(trajectory, path)
+            arrivals = self.vertex_arrivals_s(trajectory, path.xy_m)
             # The robot must be able to wait at the vertex before the conflict happens.
             reached = np.flatnonzero(arrivals < conflict.time_s)[-_WAIT_VERTICES:]
             budget_s = self.settings.max_wait_s - sum(waits.values())
@@ -335,7 +337,8 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
             if not centres:
                 raise
             _raise_if_parked_robots_block(problem, checker, start, goal, rng, error)
-        trajectory, conflict = problem.resolve_by_waiting(path, deadline_s)
+        rounded = round_corners(avoiding, path, robot=robot, sample_dt_s=settings.sample_dt_s)
+        trajectory, conflict = problem.resolve_by_waiting(rounded, deadline_s)
         if trajectory is not None:
             remaining = problem.verified_conflicts(trajectory)
             if not remaining:

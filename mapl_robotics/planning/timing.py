@@ -45,7 +45,7 @@ from mapl_robotics.errors import InvalidCoordinateError, PlannerConfigError
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.planning.models import CORNER_RULES, RobotModel
 
-__all__ = ['time_parameterize', 'corner_indices', 'wrap_angle_rad']
+__all__ = ['time_parameterize', 'arc_speed_mps', 'corner_indices', 'wrap_angle_rad']
 
 _DUPLICATE_M = 1e-9
 _SAME_INSTANT_S = 1e-9
@@ -99,11 +99,11 @@ class _Builder:
     def append(self, t_s: float, xy: np.ndarray, yaw_rad: float) -> None:
         if t_s <= self.t_s[-1] + _SAME_INSTANT_S:
             # Rounding can produce two samples at (almost) the same instant, which would turn
-            # a rounding error into a huge finite-difference speed; keep the later pose, but
-            # never move the first sample, which is the start.
+            # a rounding error into a huge finite-difference speed. Keep the later position
+            # but the earlier yaw (a new heading there would be a yaw jump), and never move
+            # the first sample, which is the start.
             if len(self.t_s) > 1:
                 self.xy[-1] = xy.copy()
-                self.yaw[-1] = yaw_rad
             return
         self.t_s.append(t_s)
         self.xy.append(xy.copy())
@@ -142,16 +142,17 @@ def _turn_angles_rad(xy: np.ndarray) -> np.ndarray:
     return angles
 
 
-def _vertex_speeds(edge_m: np.ndarray, caps_mps: np.ndarray, holds: np.ndarray, *,
-                   hold_s: float, max_accel_mps2: float) -> np.ndarray:
+def _vertex_speeds(edge_m: np.ndarray, caps_mps: np.ndarray, hold_in: np.ndarray,
+                   hold_out: np.ndarray, *, hold_s: float, max_accel_mps2: float) -> np.ndarray:
     """Return the speed at each vertex: at most its cap and reachable from both neighbours.
 
-    A vertex with a hold keeps its speed for ``hold_s`` on both adjacent edges, so the part
-    of an edge available to change speed is its length minus those holds. The holds are
-    computed from the caps, which are at least the final speeds, so the estimate is safe.
+    An edge with ``hold_in`` (``hold_out``) keeps the speed of its first (last) vertex for
+    ``hold_s``, so the part of the edge left to change speed is its length minus those holds.
+    The holds are computed from the caps, which are at least the final speeds, so the
+    estimate is safe.
     """
-    hold_m = np.where(holds, caps_mps * hold_s, 0.0)
-    free_m = np.maximum(edge_m - hold_m[:-1] - hold_m[1:], 0.0)
+    free_m = np.maximum(edge_m - np.where(hold_in, caps_mps[:-1] * hold_s, 0.0)
+                        - np.where(hold_out, caps_mps[1:] * hold_s, 0.0), 0.0)
     speeds = caps_mps.copy()
     speeds[0] = 0.0
     speeds[-1] = 0.0
@@ -162,6 +163,21 @@ def _vertex_speeds(edge_m: np.ndarray, caps_mps: np.ndarray, holds: np.ndarray, 
         reachable = math.sqrt(speeds[index + 1] ** 2 + 2.0 * max_accel_mps2 * free_m[index])
         speeds[index] = min(speeds[index], reachable)
     return speeds
+
+
+def arc_speed_mps(robot: RobotModel, chord_m: float) -> float:
+    """Return the speed on an arc chord of a rounded corner.
+
+    The chord belongs to an arc of radius ``robot.min_turn_radius_m``. The centripetal
+    acceleration ``v^2 / R`` gets half the acceleration limit (the rest covers the velocity
+    change where the arc meets a straight edge), and the yaw rate along the chords stays
+    within ``max_yaw_rate_radps``.
+    """
+    radius_m = robot.min_turn_radius_m
+    chord_rad = 2.0 * math.asin(min(chord_m / (2.0 * radius_m), 1.0))
+    yaw_factor = 1.0 if chord_rad == 0.0 else 2.0 * math.sin(chord_rad / 2.0) / chord_rad
+    return min(robot.max_speed_mps, math.sqrt(robot.max_accel_mps2 * radius_m / 2.0),
+               robot.max_yaw_rate_radps * radius_m * yaw_factor)
 
 
 def _edge_profile(length_m: float, entry_mps: float, exit_mps: float, *, hold_in_s: float,
@@ -179,6 +195,12 @@ def _edge_profile(length_m: float, entry_mps: float, exit_mps: float, *, hold_in
     middle_m = max(length_m - hold_in_m - hold_out_m, 0.0)
     peak = math.sqrt(max((2.0 * accel * middle_m + entry_mps ** 2 + exit_mps ** 2) / 2.0, 0.0))
     peak = max(min(max_speed_mps, peak), entry_mps, exit_mps)
+    # Speed changes below rounding level are none: they would add samples a few
+    # femtoseconds apart.
+    if peak - entry_mps < 1e-12 * max(peak, 1.0):
+        entry_mps = peak
+    if peak - exit_mps < 1e-12 * max(peak, 1.0):
+        exit_mps = peak
     up_s = (peak - entry_mps) / accel
     up_m = (peak ** 2 - entry_mps ** 2) / (2.0 * accel)
     down_s = (peak - exit_mps) / accel
@@ -229,10 +251,25 @@ def _edge_profile(length_m: float, entry_mps: float, exit_mps: float, *, hold_in
     return times_array, distances_array
 
 
+def _arc_mask(arc_edges, edge_count: int, robot: RobotModel) -> np.ndarray:
+    if arc_edges is None:
+        return np.zeros(edge_count, dtype=bool)
+    mask = np.asarray(arc_edges, dtype=bool).reshape(-1)
+    if mask.shape != (edge_count,):
+        raise PlannerConfigError(
+            f'arc_edges has {mask.size} flags but the path has {edge_count} edges; pass one '
+            'flag per edge')
+    if np.any(mask) and robot.min_turn_radius_m <= 0.0:
+        raise PlannerConfigError(
+            'arc_edges needs a robot with min_turn_radius_m > 0, the radius of the arcs')
+    return mask
+
+
 def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s: float = 0.2,
                       corner_rule: str = 'stop', start_yaw_rad: float | None = None,
                       waits_s: Mapping[int, float] | None = None,
-                      corner_tolerance_rad: float = 1e-9) -> Trajectory:
+                      corner_tolerance_rad: float = 1e-9,
+                      arc_edges=None) -> Trajectory:
     """Return a trajectory along ``xy_m`` that starts at rest at ``t_start_s``.
 
     :param xy_m: path vertices, shape ``(N, 2)``; repeated vertices are dropped.
@@ -262,6 +299,10 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
         raise PlannerConfigError(
             f"corner_rule={corner_rule!r} is not supported; use one of {CORNER_RULES}")
     xy = _clean_path(xy_m)
+    if arc_edges is not None and len(xy) != len(np.asarray(xy_m)):
+        raise PlannerConfigError(
+            'a path with arc_edges must not repeat vertices, because the flags refer to its '
+            'edges; remove the repeated vertices before rounding the corners')
     waits = dict(waits_s or {})
     for index, wait_s in waits.items():
         if not (0 <= index < len(xy)) or not (math.isfinite(wait_s) and wait_s >= 0.0):
@@ -284,26 +325,47 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
     headings = np.arctan2(edges[:, 1], edges[:, 0])
     angles = _turn_angles_rad(xy)
     corners = angles > corner_tolerance_rad
+    arcs = _arc_mask(arc_edges, len(edges), robot)
+    edge_caps = np.full(len(edges), robot.max_speed_mps)
+    for index in np.flatnonzero(arcs).tolist():
+        edge_caps[index] = arc_speed_mps(robot, float(edge_m[index]))
+    # Vertices on an arc (interior or where it meets a straight edge) pass at the arc speed.
+    arc_before = np.concatenate([[False], arcs])
+    arc_after = np.concatenate([arcs, [False]])
+    on_arc = arc_before | arc_after
     caps = np.full(len(xy), robot.max_speed_mps)
+    caps[1:] = np.minimum(caps[1:], edge_caps)
+    caps[:-1] = np.minimum(caps[:-1], edge_caps)
+    hold_in = np.zeros(len(edges), dtype=bool)
+    hold_out = np.zeros(len(edges), dtype=bool)
+    # A straight edge that meets an arc holds the arc speed for one sample period next to it.
+    hold_out |= ~arcs & arc_after[1:]
+    hold_in |= ~arcs & arc_before[:-1]
     stops = np.zeros(len(xy), dtype=bool)
     stops[[0, -1]] = True
     stops[[index for index, wait_s in waits.items() if wait_s > 0.0]] = True
+    plain_corners = corners & ~on_arc
     if corner_rule == 'stop':
-        stops |= corners
+        stops |= plain_corners
     else:
         with np.errstate(divide='ignore'):
             corner_cap = robot.max_accel_mps2 * sample_dt_s / (2.0 * np.sin(angles / 2.0))
-        longest_hold = np.full(len(xy), np.inf)
-        longest_hold[1:-1] = np.minimum(edge_m[:-1], edge_m[1:]) / (2.0 * sample_dt_s)
-        caps = np.where(corners, np.minimum(caps, np.minimum(corner_cap, longest_hold)), caps)
+        caps = np.where(plain_corners, np.minimum(caps, corner_cap), caps)
         # Below max_accel * sample_dt_s (turns sharper than 60 degrees) the holds take about
         # as long as stopping would, so such corners are stops.
-        stops |= corners & (angles > math.pi / 3.0)
+        stops |= plain_corners & (angles > math.pi / 3.0)
         if robot.is_differential:
-            stops |= corners & (angles > robot.max_yaw_rate_radps * sample_dt_s)
+            stops |= plain_corners & (angles > robot.max_yaw_rate_radps * sample_dt_s)
+        passed = plain_corners & ~stops
+        hold_out |= passed[1:]
+        hold_in |= passed[:-1]
+    # Holds on both ends of an edge must fit into it.
+    hold_room = np.full(len(xy), np.inf)
+    hold_room[1:] = np.minimum(hold_room[1:], np.where(hold_out, edge_m, np.inf))
+    hold_room[:-1] = np.minimum(hold_room[:-1], np.where(hold_in, edge_m, np.inf))
+    caps = np.minimum(caps, hold_room / (2.0 * sample_dt_s))
     caps[stops] = 0.0
-    holds = corners & ~stops
-    speeds = _vertex_speeds(edge_m, caps, holds, hold_s=sample_dt_s,
+    speeds = _vertex_speeds(edge_m, caps, hold_in, hold_out, hold_s=sample_dt_s,
                             max_accel_mps2=robot.max_accel_mps2)
     for index in range(len(edges)):
         if stops[index]:
@@ -312,9 +374,9 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
                 builder.turn(float(headings[index]), robot.max_yaw_rate_radps)
         times, distances = _edge_profile(
             float(edge_m[index]), float(speeds[index]), float(speeds[index + 1]),
-            hold_in_s=sample_dt_s if holds[index] else 0.0,
-            hold_out_s=sample_dt_s if holds[index + 1] else 0.0,
-            max_speed_mps=robot.max_speed_mps, max_accel_mps2=robot.max_accel_mps2,
+            hold_in_s=sample_dt_s if hold_in[index] else 0.0,
+            hold_out_s=sample_dt_s if hold_out[index] else 0.0,
+            max_speed_mps=float(edge_caps[index]), max_accel_mps2=robot.max_accel_mps2,
             sample_dt_s=sample_dt_s)
         direction = edges[index] / edge_m[index]
         t0_s = builder.now_s
