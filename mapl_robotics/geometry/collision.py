@@ -21,6 +21,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from mapl_robotics.errors import InvalidCoordinateError
 from mapl_robotics.geometry.field_checks import classify_segments, march_segment
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class CollisionChecker:
 
     def points_free(self, xy_m) -> np.ndarray:
         """Return, per point, whether a disc centred there is collision-free."""
-        xy = np.atleast_2d(np.asarray(xy_m, dtype=float))
+        xy = _as_points(xy_m, 'xy_m')
         free = self._inside_inner_bounds(xy) & np.all(np.isfinite(xy), axis=1)
         if self._field is None or not np.any(free):
             return free
@@ -125,8 +126,12 @@ class CollisionChecker:
 
     def segments_free(self, start_xy_m, end_xy_m) -> np.ndarray:
         """Return, per segment, whether the disc swept from start to end is collision-free."""
-        start = np.atleast_2d(np.asarray(start_xy_m, dtype=float))
-        end = np.atleast_2d(np.asarray(end_xy_m, dtype=float))
+        start = _as_points(start_xy_m, 'start_xy_m')
+        end = _as_points(end_xy_m, 'end_xy_m')
+        if start.shape != end.shape:
+            raise InvalidCoordinateError(
+                f'start_xy_m has {len(start)} points but end_xy_m has {len(end)}; pass one end '
+                'per start')
         finite = np.all(np.isfinite(start), axis=1) & np.all(np.isfinite(end), axis=1)
         # The bounds are convex, so a segment stays inside when both ends do.
         free = self._inside_inner_bounds(start) & self._inside_inner_bounds(end) & finite
@@ -204,6 +209,19 @@ class CollisionChecker:
         else:
             hit[pairs[0]] = True
         return hit
+
+
+def _as_points(xy_m, name: str) -> np.ndarray:
+    """Return points as an ``(N, 2)`` float array; one ``(x, y)`` pair becomes ``(1, 2)``."""
+    points = np.asarray(xy_m, dtype=float)
+    if points.ndim == 1 and points.size == 2:
+        return points[None, :]
+    if points.size == 0:
+        return points.reshape(0, 2)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise InvalidCoordinateError(
+            f'{name} must be an (N, 2) array of x, y in metres, got shape {points.shape}')
+    return points
 
 
 def _xy(point) -> tuple[float, float]:

@@ -292,3 +292,14 @@ def test_inflated_obstacles_for_plots(disc_world):
     assert inflated.area == pytest.approx(math.pi * 0.3 ** 2, rel=0.01)
     assert disc_world.checker(0.0).inflated_obstacles.area == pytest.approx(
         disc_world.obstacles[0].area)
+
+
+def test_empty_and_malformed_batches(disc_world):
+    checker = disc_world.checker(0.1)
+    assert checker.points_free(np.zeros((0, 2))).shape == (0,)
+    assert checker.segments_free([], []).shape == (0,)
+    assert checker.points_free((0.0, 0.5)).tolist() == [True]
+    with pytest.raises(InvalidCoordinateError, match='start_xy_m has 2 points'):
+        checker.segments_free([[0.0, 0.0], [1.0, 0.0]], [[0.0, 0.5]])
+    with pytest.raises(InvalidCoordinateError, match=r'shape \(2, 3\)'):
+        checker.points_free([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
