@@ -8,8 +8,8 @@ per radius.
 Most queries are decided by the world's clearance field
 (:mod:`mapl_robotics.geometry.clearance`, :mod:`mapl_robotics.geometry.field_checks`). Only the
 points and edges whose clearance lies within the field's error of the radius go to GEOS,
-through a shapely ``STRtree`` and the ``dwithin`` predicate, so every result equals the GEOS
-result up to floating point at exactly the radius.
+through a shapely ``STRtree`` and the ``dwithin`` predicate. Every result therefore equals the
+GEOS result, up to floating point at exactly the radius.
 """
 
 from __future__ import annotations

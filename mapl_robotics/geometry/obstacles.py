@@ -97,7 +97,7 @@ class TimedWaypoints:
             closing_s = closing / average_speed if closing > 1e-9 else 0.0
             period += closing_s
             # Only the laps that overlap the window are built, so a prediction late in a long
-            # run stays small; a window longer than 10,000 laps is cut short.
+            # run stays small. A window longer than 10,000 laps is cut short.
             first_lap = max(0, int(math.floor((t_start_s - base.start_time_s) / period)))
             end_lap = int(math.ceil((t_end_s - base.start_time_s) / period)) + 1
             laps = range(first_lap, min(end_lap, first_lap + 10_000))

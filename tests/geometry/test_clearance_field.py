@@ -132,7 +132,7 @@ def test_float32_bounds_stay_conservative():
 
 @pytest.mark.parametrize('yaw_rad', [0.0, 0.4])
 def test_coarsened_field_of_large_grid(monkeypatch, yaw_rad):
-    # A grid above the cell budget gets a field of blocks; answers must not change.
+    # A grid above the cell budget gets a field of blocks; results must not change.
     monkeypatch.setattr(world_module, 'FIELD_MAX_CELLS', 3000)
     rng = np.random.default_rng(11)
     data = np.where(rng.random((83, 97)) < 0.08, 100, 0).astype(np.int8)

@@ -22,9 +22,9 @@ The YAML keys and the pixel interpretation follow ROS map_server and nav2_map_se
 
 One deliberate difference from nav2: in trinary mode without ``negate``, an 8-bit pixel of
 exactly 205 stays unknown even when ``free_thresh`` exceeds ``(255 - 205) / 255 = 0.196``.
-map_saver writes unknown cells as 205, and nav2's map_saver wrote ``free_thresh: 0.25`` next to
-such images until it switched to fixed trinary thresholds (navigation2 pull request 5278, 2025),
-so the plain formula would turn every unknown cell of those maps into free space.
+map_saver writes unknown cells as 205. nav2's map_saver wrote ``free_thresh: 0.25`` next to
+such images until it switched to fixed trinary thresholds (navigation2 pull request 5278, 2025).
+The plain formula would turn every unknown cell of those maps into free space.
 """
 
 from __future__ import annotations
