@@ -9,9 +9,9 @@ suboptimal CBS (focal search, w = 1.5) under a time limit.
 
 Reported per run: wall time, real-time factor, fleet time until every robot held a committed
 plan toward its goal, success (no collision, every robot arrived, conflict-free ledger history)
-and sum of costs (sum of arrival times in seconds). Grid solutions count one cell per time step;
-their cost in seconds assumes a robot crosses one cell at its full speed, ignoring acceleration
-and turns, so it flatters the grid planners.
+and sum of costs (sum of arrival times in seconds). Grid solutions count one cell per time step.
+Their cost in seconds assumes that a robot crosses one cell at its full speed and ignores
+acceleration and turns, which flatters the grid planners.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def grid_baselines(scen_path: Path, agents: int, *, cell_size_m: float, max_spee
         pymapf.Agent(f'r{index}', (task.start_cell[1], task.start_cell[0]),
                      (task.goal_cell[1], task.goal_cell[0]))
         for index, task in enumerate(tasks)])
-    step_s = cell_size_m / max_speed_mps
+    cell_time_s = cell_size_m / max_speed_mps
     results = {}
     for name, options in GRID_SOLVERS:
         started = time.perf_counter()
@@ -68,14 +68,15 @@ def grid_baselines(scen_path: Path, agents: int, *, cell_size_m: float, max_spee
         results[name] = {'solved': True, 'runtime_s': round(runtime_s, 3),
                          'sum_of_costs_steps': int(solution.sum_of_costs),
                          'makespan_steps': int(solution.makespan),
-                         'sum_of_costs_s': round(solution.sum_of_costs * step_s, 3)}
+                         'sum_of_costs_s': round(solution.sum_of_costs * cell_time_s, 3)}
     return results
 
 
 def simulate(scen_path: Path, agents: int, *, mode: str, cell_size_m: float, seed: int,
-             out_dir: Path) -> dict:
+             step_s: float, out_dir: Path) -> dict:
     """Run one fleet simulation and return the benchmark figures from its metrics."""
-    scenario = movingai_scenario(scen_path, agents=agents, cell_size_m=cell_size_m, seed=seed)
+    scenario = movingai_scenario(scen_path, agents=agents, cell_size_m=cell_size_m, seed=seed,
+                                 overrides={'scenario': {'step_s': step_s}})
     started = time.perf_counter()
     result = run_scenario(scenario, RunOptions(out_dir=out_dir, mode=mode, progress=True,
                                                plots=False))
@@ -112,10 +113,13 @@ def simulate(scen_path: Path, agents: int, *, mode: str, cell_size_m: float, see
 @click.option('--grid-time-limit-s', default=60.0, show_default=True,
               help='Time limit of each pymapf solver run, in seconds.')
 @click.option('--seed', default=1, show_default=True, help='Simulation and planner seed.')
+@click.option('--step-s', default=0.05, show_default=True,
+              help='Simulation step in seconds; the swept collision checks keep large steps '
+                   'exact.')
 @click.option('--out', 'out_root', type=click.Path(file_okay=False, path_type=Path),
               default=None, help='Folder for the run outputs (default: a temporary folder).')
 def main(json_path, agents, modes, multi_process_max_agents, scen_path, cell_size_m,
-         grid_time_limit_s, seed, out_root) -> None:
+         grid_time_limit_s, seed, step_s, out_root) -> None:
     """Benchmark fleet simulation against pymapf grid solvers."""
     logging.basicConfig(level=logging.WARNING,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -124,6 +128,7 @@ def main(json_path, agents, modes, multi_process_max_agents, scen_path, cell_siz
     out_root = Path(out_root or tempfile.mkdtemp(prefix='mapl-bench-fleet-'))
     max_speed_mps = 2.0  # the movingai_scenario default
     report = {'benchmark': 'fleet', 'scen': scen_path.name, 'cell_size_m': cell_size_m,
+              'step_s': step_s,
               'max_speed_mps': max_speed_mps, 'seed': seed,
               'command': ' '.join(['python'] + sys.argv),
               'machine': {'python': platform.python_version(), 'platform': platform.platform(),
@@ -138,7 +143,7 @@ def main(json_path, agents, modes, multi_process_max_agents, scen_path, cell_siz
             if mode == 'multi-process' and count > multi_process_max_agents:
                 continue
             run = simulate(scen_path, count, mode=mode, cell_size_m=cell_size_m, seed=seed,
-                           out_dir=out_root / f'{mode}-{count}')
+                           step_s=step_s, out_dir=out_root / f'{mode}-{count}')
             solved = [item['sum_of_costs_s'] for item in instance['grid'].values()
                       if item.get('solved')]
             if run['sum_of_costs_s'] is not None and solved:

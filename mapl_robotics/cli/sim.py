@@ -107,6 +107,10 @@ def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, in_process, seed
       mapl sim --scen maps/movingai/warehouse-10-20-10-2-1/warehouse-10-20-10-2-1-even-1.scen \\
                --agents 8 --cell-size 1.0
     """
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # The mesh logs every duplicate it drops at INFO; at the default level that buries the
+        # progress bar. Warnings and errors still show.
+        logging.getLogger('mapl_robotics.mesh').setLevel(logging.WARNING)
     from mapl_robotics.sim.runner import RunOptions, run_scenario
     from mapl_robotics.sim.scenario import (DEFAULT_SCENARIO, load_scenario_file,
                                             movingai_scenario)

@@ -5,7 +5,7 @@ simulator's shared clock (fleet time), opens a ledger client to the Raft cluster
 node, registers the robot, reports ``ready`` to the simulator over the mesh, and then steps its
 :class:`~mapl_robotics.coordination.agent.RobotAgent` on the wall clock until SIGTERM. Every
 change of the agent's committed plan (new fencing token or status) goes to the simulator as a
-``plan`` message, which is what the simulated robot tracks; ``stats`` messages carry timing
+``plan`` message, and the simulated robot tracks that plan. ``stats`` messages carry timing
 samples. The config file holds secret keys, so the runner writes it readable by its owner only.
 
 A partition fault arrives as a ``partition`` message naming the ledger client addresses this
@@ -41,7 +41,7 @@ _READY_RETRY_S = 0.5
 
 
 class _SwitchableTransport(ZmqClientTransport):
-    """ZeroMQ client transport that can be told to drop requests to some ledger nodes."""
+    """ZeroMQ client transport that drops requests to ledger nodes outside ``reachable``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -148,6 +148,7 @@ def run(config: dict) -> int:
 
 def _serve(config, robot_id, spec, agent, client, clock, reporter, stop) -> int:
     robot = spec.robot(robot_id)
+
     registered = None
     deadline = time.monotonic() + float(config['startup_timeout_s'])
     # Register before fleet time starts, then tell the simulator (retried until it starts).
@@ -166,6 +167,7 @@ def _serve(config, robot_id, spec, agent, client, clock, reporter, stop) -> int:
         reporter.send('ready', {'robot_id': robot_id, 'registered': registered.committed,
                                 'message': registered.message}, priority=Priority.PLAN)
         stop.wait(_READY_RETRY_S)
+
     period_s = float(config['agent_period_s'])
     last_key = None
     next_stats_s = time.monotonic()

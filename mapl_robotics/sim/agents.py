@@ -98,7 +98,7 @@ def build_agent(spec: FleetSpec, robot_id: str, *, world, client: LedgerClient,
 
 
 class InProcessLedger:
-    """The ledger state machine applied in this process, in request order.
+    """Ledger state machine applied in this process, in request order.
 
     Every request gets the next log index as its fencing token (term 1), as a single-node
     Raft log would assign it.

@@ -9,7 +9,7 @@ with the velocity of the trajectory as feedforward and the tracking law of Kanay
 
 where ``(e_x, e_y)`` is the position error in the robot frame. The heading term is not scaled
 by ``v_r`` as in the original, so a robot also turns to the reference heading while the
-reference stands still (turns in place at corners, waiting at a hold point).
+reference is at rest (turns in place at corners, waiting at a hold point).
 
 A robot without a current committed plan holds: it brakes to a stop at its acceleration limit
 and stays where it is.

@@ -1,6 +1,6 @@
 """The simulation loop: robots tracking their plans, moving obstacles, collision checks.
 
-:class:`FleetSimulation` knows nothing about agents or the ledger. Each step the runner hands
+:class:`FleetSimulation` has no notion of agents or the ledger. Each step the runner hands
 it the trajectory each robot may execute (or ``None``: hold), and it moves the robots, moves
 the moving obstacles, checks collisions, tracks arrivals and records paths for the metrics and
 plots. This split keeps the physics deterministic and testable on its own.

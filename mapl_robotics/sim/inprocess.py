@@ -24,7 +24,7 @@ __all__ = ['InProcessFleet']
 
 _LOG = logging.getLogger(__name__)
 
-# Longest wait for one agent job (a planner call or a ledger request) in lockstep mode.
+# Maximum wait for one agent job (a planner call or a ledger request) in lockstep mode.
 _JOB_TIMEOUT_S = 120.0
 
 
@@ -55,7 +55,7 @@ class InProcessFleet:
     def start(self) -> None:
         """Register every robot at its start pose before fleet time starts.
 
-        A robot that stands on the floor but is not registered is invisible to the ledger, so
+        A robot that is on the floor but not registered is invisible to the ledger, so
         another robot could commit a plan through it. Registering the whole fleet first, as
         robots do when they power up, closes that gap; each agent's own registration then
         returns the existing entry.

@@ -1,10 +1,9 @@
 """Run metrics: what happened in a simulation, as numbers, written to ``metrics.json``.
 
-:class:`ArrivalTracker` decides when each robot arrived; :func:`percentiles` summarizes
-latency samples; :func:`check_ledger_history` replays the ledger's commit history and checks
-the safety invariant (no two committed plans ever conflicted); :func:`build_metrics` puts it
-all into one JSON-ready mapping whose keys are documented in the Simulator section of
-``docs/architecture.md``.
+:class:`ArrivalTracker` decides when each robot arrived, and :func:`percentiles` summarizes
+latency samples. :func:`check_ledger_history` replays the ledger's commit history and checks the
+safety invariant: no two committed plans ever conflicted. :func:`build_metrics` puts it all into
+one JSON-ready mapping whose keys the Simulator section of ``docs/architecture.md`` lists.
 """
 
 from __future__ import annotations
@@ -87,9 +86,9 @@ def check_ledger_history(records: Sequence, *, clearance_m: float) -> HistoryChe
     """Re-check that no two committed plans ever conflicted, over the ledger's full history.
 
     ``records`` are the ledger's :class:`~mapl_robotics.coordination.CommitRecord` entries in
-    log order; the replay is :func:`~mapl_robotics.coordination.audit_history`, which rebuilds
-    each robot's effective motion from its commits and compares every pair of robots over the
-    time both were registered.
+    log order. The replay is :func:`~mapl_robotics.coordination.audit_history`: it rebuilds each
+    robot's effective motion from its commits and compares every pair of robots over the time
+    both were registered.
     """
     from mapl_robotics.coordination import audit_history
     violations = audit_history(list(records), clearance_m=clearance_m)

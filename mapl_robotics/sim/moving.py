@@ -1,8 +1,8 @@
 """Moving obstacles in the simulation: bodies that follow their motion models exactly.
 
 A :class:`~mapl_robotics.geometry.obstacles.MovingObstacle` predicts its own motion. The
-simulator moves its body along the same prediction, so the obstacle does what the agents were
-told it would do.
+simulator moves its body along the same prediction, so the obstacle moves as the agents'
+predictions say.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ __all__ = ['MultiProcessFleet']
 _LOG = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT_S = 120.0
-_STOP_TIMEOUT_S = 5.0
+_STOP_TIMEOUT_S = 10.0
 
 
 class MultiProcessFleet:

@@ -1,8 +1,9 @@
 """Differential-drive robot models: URDF bodies in PyBullet plus their drive kinematics.
 
-Robots are simulated kinematically: a controller commands linear and angular speed, the drive
-model turns them into left and right wheel speeds, enforces wheel speed and acceleration
-limits, integrates the pose exactly along the resulting arc and writes it to the PyBullet body.
+Robots are simulated kinematically. A controller commands linear and angular speed. The drive
+model turns them into left and right wheel speeds and enforces wheel speed and acceleration
+limits, then integrates the pose exactly along the resulting arc and writes it to the PyBullet
+body.
 Contact dynamics are not simulated, because the simulator's job is to judge whether the fleet's
 plans keep robots apart, and a kinematic base shows every contact without pushing robots
 apart the way a rigid-body solver would.
@@ -105,12 +106,13 @@ class DiffDriveRobot:
     :param radius_m: footprint radius, equal to the radius the planner uses for this robot.
     :param max_speed_mps, max_accel_mps2, max_yaw_rate_radps: the robot's planning limits; the
         simulated base allows 25 % more so that tracking feedback has room to act.
+    :param animate_wheels: also write the wheel joint angles to PyBullet every step.
     """
 
     def __init__(self, client_id: int, *, robot_id: str, radius_m: float,
                  start_xy_m, start_yaw_rad: float = 0.0, max_speed_mps: float,
                  max_accel_mps2: float, max_yaw_rate_radps: float | None = None,
-                 urdf_path: str | Path | None = None) -> None:
+                 urdf_path: str | Path | None = None, animate_wheels: bool = False) -> None:
         if not (math.isfinite(radius_m) and radius_m > 0.0):
             raise SimulationError(f'robot {robot_id!r} radius_m={radius_m} must be a positive '
                                   'number of metres')
@@ -138,6 +140,9 @@ class DiffDriveRobot:
         self.state = DiffDriveState(x_m=float(start[0]), y_m=float(start[1]),
                                     yaw_rad=float(start_yaw_rad))
         self._wheel_angles_rad = [0.0, 0.0]
+        # Wheel joint angles only matter to someone looking at the PyBullet scene; writing them
+        # costs two PyBullet calls per robot and step, so it is off unless asked for.
+        self.animate_wheels = animate_wheels
         self.body_id = pybullet.loadURDF(
             path, basePosition=[start[0], start[1], 0.0],
             baseOrientation=pybullet.getQuaternionFromEuler([0.0, 0.0, start_yaw_rad]),
@@ -219,6 +224,8 @@ class DiffDriveRobot:
             self.body_id, [state.x_m, state.y_m, 0.0],
             pybullet.getQuaternionFromEuler([0.0, 0.0, state.yaw_rad]),
             physicsClientId=self.client_id)
+        if not self.animate_wheels:
+            return
         for joint, angle in zip(self._wheel_joints, self._wheel_angles_rad):
             if joint >= 0:
                 pybullet.resetJointState(self.body_id, joint, angle,

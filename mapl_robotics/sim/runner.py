@@ -59,6 +59,7 @@ class RunOptions:
     plots: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, 'out_dir', Path(self.out_dir))
         if self.mode not in MODES:
             raise ScenarioError(f'run mode {self.mode!r} is unknown; use one of {MODES}')
         if not self.agent_period_s > 0:
@@ -67,7 +68,7 @@ class RunOptions:
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """What a run produced: its metrics and the files written."""
+    """Outcome of a run: its metrics and the files written."""
 
     metrics: dict
     out_dir: Path
@@ -126,11 +127,13 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     (out_dir / 'scenario.json').write_text(
         json.dumps(spec.model_dump(mode='json', by_alias=True), indent=2) + '\n',
         encoding='utf-8')
+
     schedule = _FaultSchedule(scenario.faults)
     for fault in schedule.loss:
         schedule.events.append({'type': 'message_loss', 'rate': fault.rate,
                                 'effect': 'whole run' if options.mode == 'multi-process'
                                 else 'skipped in-process: no mesh'})
+
     wall_started = time.monotonic()
     sim = FleetSimulation(scenario.world, scenario.robots,
                           moving_obstacles=scenario.moving_obstacles, step_s=scenario.step_s,
@@ -226,7 +229,7 @@ def _metrics(sim, fleet, schedule, scenario, options, history, outcome, wall_tim
 
 
 def _final_poses(sim: FleetSimulation) -> dict:
-    """Return each robot's last pose and how far it stands from the end of its last plan."""
+    """Return each robot's last pose and its distance from the end of its last plan."""
     poses = {}
     for robot_id, pose in sim.poses().items():
         plan = sim.plans[robot_id]

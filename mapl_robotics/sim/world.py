@@ -39,7 +39,7 @@ _WALL_THICKNESS_M = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class BodyInfo:
-    """What a PyBullet body stands for: ``kind`` is robot, static or moving."""
+    """Role of a PyBullet body: ``kind`` is robot, static or moving, ``name`` its id."""
 
     kind: str
     name: str
@@ -128,7 +128,7 @@ class SimWorld:
                           mask=ROBOT_GROUP)
 
     def register(self, body_id: int, info: BodyInfo, *, group: int, mask: int) -> None:
-        """Record what ``body_id`` stands for and set its collision group and mask."""
+        """Record the role of ``body_id`` and set its collision group and mask."""
         self.bodies[body_id] = info
         links = range(-1, pybullet.getNumJoints(body_id, physicsClientId=self.client_id))
         for link in links:
