@@ -22,8 +22,8 @@ from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, Invalid
                                   OutOfBoundsError)
 from mapl_robotics.geometry.clearance import ClearanceField
 from mapl_robotics.geometry.collision import CollisionChecker
-from mapl_robotics.geometry.occupancy import (FREE, OCCUPIED, OccupancyGrid, mask_rectangles,
-                                               rasterize_obstacles)
+from mapl_robotics.geometry.occupancy import (FREE, OCCUPIED, UNKNOWN, OccupancyGrid,
+                                               mask_rectangles, rasterize_obstacles)
 
 __all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
 
@@ -238,9 +238,11 @@ class World:
         """Return the obstacles as an occupancy grid: 0 free, 100 occupied, ROS row order.
 
         A world built from a grid at the same resolution returns that grid's obstacle cells
-        exactly, with its origin and yaw. Otherwise the grid is axis-aligned at the lower-left
-        corner of the bounds, covers them (rounded up to whole cells), and a cell is occupied
-        when it shares area with an obstacle.
+        exactly, with its origin and yaw. Source cells that were not known free but that the
+        world lets robots enter (``unknown_is_obstacle=False``) come back as -1 (unknown), so
+        unknown space is never reported as free. Otherwise the grid is axis-aligned at the
+        lower-left corner of the bounds, covers them (rounded up to whole cells), and a cell is
+        occupied when it shares area with an obstacle.
         """
         if not (math.isfinite(resolution_m) and resolution_m > 0.0):
             raise InvalidCoordinateError(
@@ -248,7 +250,8 @@ class World:
         grid = self.source_grid
         if grid is not None and math.isclose(resolution_m, grid.resolution_m, rel_tol=1e-9):
             mask = grid.obstacle_mask(unknown_is_obstacle=self.unknown_is_obstacle)
-            return OccupancyGrid(data=np.where(mask, OCCUPIED, FREE).astype(np.int8),
+            data = np.where(mask, OCCUPIED, np.where(grid.data == FREE, FREE, UNKNOWN))
+            return OccupancyGrid(data=data.astype(np.int8),
                                  resolution_m=grid.resolution_m, origin_xy_m=grid.origin_xy_m,
                                  origin_yaw_rad=grid.origin_yaw_rad)
         return rasterize_obstacles(self.obstacles, bounds_m=self.bounds_m,

@@ -303,3 +303,13 @@ def test_empty_and_malformed_batches(disc_world):
         checker.segments_free([[0.0, 0.0], [1.0, 0.0]], [[0.0, 0.5]])
     with pytest.raises(InvalidCoordinateError, match=r'shape \(2, 3\)'):
         checker.points_free([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def test_to_occupancy_grid_keeps_unknown_unknown():
+    data = np.array([[0, -1, 100, 40]], dtype=np.int8)
+    grid = OccupancyGrid(data=data, resolution_m=1.0)
+    lenient = World.from_occupancy_grid(grid, unknown_is_obstacle=False)
+    # The robot may enter the unknown and graded cells, but they are not reported as free.
+    assert lenient.to_occupancy_grid(resolution_m=1.0).data.tolist() == [[0, -1, 100, -1]]
+    strict = World.from_occupancy_grid(grid)
+    assert strict.to_occupancy_grid(resolution_m=1.0).data.tolist() == [[0, 100, 100, 100]]
