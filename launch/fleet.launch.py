@@ -58,8 +58,8 @@ def _launch_setup(context, *args, **kwargs):
                 ros_arguments=['--log-level', description.log_level],
                 **common))
         else:
-            # The simulator bridge creates its own nodes, one per robot, so it takes no
-            # node name or namespace.
+            # Ledger node processes (``mapl ledger node``) are not ROS nodes, so they take no
+            # node name, namespace or ROS arguments.
             actions.append(Node(**common))
     return actions
 

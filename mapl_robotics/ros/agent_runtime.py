@@ -88,8 +88,8 @@ class RuntimeSettings:
 class TimedLedgerClient(LedgerClient):
     """A ledger client that records the round-trip time of every proposal.
 
-    The times are the commit latency the robot sees: from sending a proposal to receiving
-    the ledger's decision (commit or rejection) through Raft.
+    The times are the commit latency of the robot: from sending a proposal to receiving the
+    ledger's decision (commit or rejection) through Raft.
 
     :param latency_bound_ms: a round trip longer than this counts as a deadline miss.
     """
@@ -152,7 +152,8 @@ class AgentRuntime:
         peers = [a for i, a in enumerate(settings.ledger_addresses) if i != settings.ledger_index]
         journal_dir = settings.journal_dir
         if not journal_dir:
-            self._temporary_journal = tempfile.mkdtemp(prefix=f'mapl-ledger-{settings.robot_name}-')
+            self._temporary_journal = tempfile.mkdtemp(
+                prefix=f'mapl-ledger-{settings.robot_name}-')
             journal_dir = self._temporary_journal
         Path(journal_dir).mkdir(parents=True, exist_ok=True)
         config = LedgerConfig(clearance_m=settings.clearance_m)

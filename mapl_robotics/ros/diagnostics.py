@@ -27,7 +27,7 @@ LEDGER_STATUS_NAME = 'mapl_robotics/ledger'
 
 @dataclasses.dataclass(frozen=True)
 class RobotReport:
-    """What an agent reports about itself: state, latencies in ms, counters."""
+    """An agent's report about itself: state, ledger view, latencies in ms, counters."""
 
     robot: str
     state: str

@@ -80,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``python -m mapl_robotics.ros.entry_points {agent,fleet,sim_bridge} ...``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in _COMMANDS:
-        sys.stderr.write('usage: python -m mapl_robotics.ros.entry_points {agent,fleet,sim_bridge} '
-                         '[--ros-args ...]\n')
+        sys.stderr.write('usage: python -m mapl_robotics.ros.entry_points '
+                         '{agent,fleet,sim_bridge} [arguments] [--ros-args ...]\n')
         return 2
     if args[0] == 'sim_bridge':
         return sim_bridge_main(args[1:])

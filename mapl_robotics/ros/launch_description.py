@@ -51,7 +51,7 @@ _RESPAWN_DELAY_S = 2.0
 # agent node's radius_m default.
 _DEFAULT_RADIUS_M = 0.2
 _MAX_ROBOTS = 1000
-# What the installed ``mapl`` script runs; used where the script may not be on PATH.
+# Program of the installed ``mapl`` script, for command lines that must not rely on PATH.
 _MAPL_MAIN = "import sys; from mapl_robotics.cli import main; sys.exit(main(prog_name='mapl'))"
 
 

@@ -1,6 +1,6 @@
 """Ask the plan ledger replicas for the leader and the Raft term (fleet node diagnostics).
 
-Each ledger node answers a ``{'op': 'status'}`` request on its client socket (its Raft port
+Each ledger node replies to a ``{'op': 'status'}`` request on its client socket (its Raft port
 plus 1000 unless configured otherwise) with its view of the leader and its current term. The
 probe asks every replica at once and keeps the answer with the highest term that names a
 leader, so a replica that has not yet heard of a new election does not hide it.
@@ -25,7 +25,7 @@ _LOG = logging.getLogger(__name__)
 class LedgerProbe:
     """Reads the ledger leader and term from the replicas whose Raft addresses are given.
 
-    :param timeout_s: how long one :meth:`leader_and_term` call waits for answers.
+    :param timeout_s: how long one :meth:`leader_and_term` call waits for replies.
     """
 
     def __init__(self, raft_addresses: Sequence[str], *, timeout_s: float = 0.3) -> None:
@@ -44,7 +44,7 @@ class LedgerProbe:
             self._sockets.append(socket)
 
     def leader_and_term(self) -> tuple[str, int]:
-        """Return ``(leader Raft address, term)`` from the replicas that answer in time.
+        """Return ``(leader Raft address, term)`` from the replicas that reply in time.
 
         :raises LedgerUnavailableError: when no replica names a leader within the timeout.
         """

@@ -1,8 +1,9 @@
 """Lossless conversion between ROS time stamps and fleet time.
 
-ROS stamps (``builtin_interfaces/Time``) hold whole seconds plus nanoseconds. A float holds
-about 16 significant digits, so a stamp such as 1553575413247045598 ns does not survive a trip
-through float seconds (the nearest double is 1553575413.2470455 s, 48 ns off). Stamps therefore
+ROS stamps (``builtin_interfaces/Time``) contain whole seconds plus nanoseconds. A double
+carries about 16 significant digits, so a stamp such as 1553575413247045598 ns does not
+survive a trip through float seconds: the nearest double is 1553575413.24704551697 s, 81 ns
+off. Stamps therefore
 travel as integer nanoseconds on every path that copies them from one message to another.
 
 Trajectories carry float seconds in fleet time. :class:`FleetTimeBase` maps them to ROS
