@@ -88,6 +88,7 @@ class Engine:
         os.set_blocking(self._wake_write_fd, False)
         self._wake_lock = threading.Lock()
         self._wake_pending = False
+        self._pipe_closed = False
         self.context = zmq.Context()
         faults = None
         if config.faults.active:
@@ -111,6 +112,7 @@ class Engine:
         self._deadline_heap: list[tuple[float, str, int, int]] = []
         self._acks: dict[str, tuple[int, set]] = {}
         self._last_heartbeat_s = 0.0
+        self._last_expiry_s = 0.0
         self._heartbeat_echo: dict[str, tuple[float, float]] = {}
         self._last_sent_s: dict[str, float] = {}
         self._outstanding = 0
@@ -121,13 +123,13 @@ class Engine:
     def wake(self) -> None:
         """Wake the loop from another thread (cheap when a wake-up is already pending)."""
         with self._wake_lock:
-            if self._wake_pending:
+            if self._wake_pending or self._pipe_closed:
                 return
             self._wake_pending = True
-        try:
-            os.write(self._wake_write_fd, b'\0')
-        except BlockingIOError:
-            pass
+            try:
+                os.write(self._wake_write_fd, b'\0')
+            except BlockingIOError:
+                pass  # the pipe is full, so a wake-up is already queued
 
     def _drain_wake(self) -> None:
         with self._wake_lock:
@@ -158,7 +160,11 @@ class Engine:
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read_fd in events:
                     self._drain_wake()
-                self._iterate()
+                self._iterate(readable=self.transport.inbound in events)
+        except BaseException:
+            _log.exception('mesh I/O loop of node %s stopped on an error; outstanding sends '
+                           'fail and nothing more is received', self.config.node_id)
+            raise
         finally:
             self._shutdown()
 
@@ -177,10 +183,11 @@ class Engine:
             return 0
         return max(0.0, (min(due_s) - now_s) * 1e3)
 
-    def _iterate(self) -> None:
+    def _iterate(self, *, readable: bool) -> None:
         now_s = time.monotonic()
-        for user_id, frames in self.transport.receive(_MAX_RECEIVE_PER_ITERATION):
-            self._handle_frames(user_id, frames, now_s)
+        if readable:
+            for user_id, frames in self.transport.receive(_MAX_RECEIVE_PER_ITERATION):
+                self._handle_frames(user_id, frames, now_s)
         self._take_commands(now_s)
         self._queue_retransmissions(now_s)
         self._flush_data(now_s)
@@ -189,15 +196,18 @@ class Engine:
         self.transport.flush_delayed(now_s)
         if now_s - self._last_heartbeat_s >= self.config.heartbeat_interval_s:
             self._send_heartbeats(now_s)
-        for peer in self.liveness.expire(now_s):
-            self._peer_state_changed(peer, alive=False)
+        # Expiry walks every peer, so it runs at a tenth of the heartbeat interval, not on
+        # every iteration; detection is at most that much later.
+        if now_s - self._last_expiry_s >= self.config.heartbeat_interval_s / 10.0:
+            self._last_expiry_s = now_s
+            for peer in self.liveness.expire(now_s):
+                self._peer_state_changed(peer, alive=False)
 
     def dispose(self) -> None:
         """Release the sockets, context and wake pipe of an engine whose loop never ran."""
         self.transport.close()
         self.context.term()
-        os.close(self._wake_read_fd)
-        os.close(self._wake_write_fd)
+        self._close_pipe()
 
     def _shutdown(self) -> None:
         for stream in self._outbound.values():
@@ -215,8 +225,14 @@ class Engine:
         self.audit.record(audit_events.NODE_STOPPED)
         self.transport.close()
         self.context.term()
-        os.close(self._wake_read_fd)
-        os.close(self._wake_write_fd)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        # Under the wake lock, so that no thread writes to a closed (or reused) descriptor.
+        with self._wake_lock:
+            self._pipe_closed = True
+            os.close(self._wake_read_fd)
+            os.close(self._wake_write_fd)
 
     # ------------------------------------------------------------------------- peers
 
