@@ -12,7 +12,7 @@ from shapely.geometry import Point, Polygon, box
 
 from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, InvalidGeometryError,
                                   OutOfBoundsError)
-from mapl_robotics.geometry.maps import disc_polygon
+from mapl_robotics.geometry.maps import disc_polygon, load_map
 from mapl_robotics.geometry.occupancy import OccupancyGrid, mask_rectangles
 from mapl_robotics.geometry.world import World
 
@@ -313,3 +313,46 @@ def test_to_occupancy_grid_keeps_unknown_unknown():
     assert lenient.to_occupancy_grid(resolution_m=1.0).data.tolist() == [[0, -1, 100, -1]]
     strict = World.from_occupancy_grid(grid)
     assert strict.to_occupancy_grid(resolution_m=1.0).data.tolist() == [[0, 100, 100, 100]]
+
+
+def test_free_prefix_stops_before_disc(disc_world):
+    checker = disc_world.checker(0.1)
+    fraction = checker.free_prefix_fractions([[0.0, 0.0]], [[3.0, 0.0]])[0]
+    # The disc edge is at x = 1.3 - 0.1 = 1.2 at the latest: 0.4 of the edge.
+    assert 0.3 < fraction <= 0.4
+    assert checker.segment_free((0.0, 0.0), (3.0 * fraction, 0.0))
+    assert checker.free_prefix_fractions([[0.0, 0.5]], [[3.0, 0.5]])[0] == 1.0
+
+
+def test_free_prefix_edge_cases(disc_world):
+    checker = disc_world.checker(0.1)
+    starts = [[1.5, 0.0], [math.nan, 0.0], [3.5, 0.5], [5.0, 0.5], [0.0, 0.5]]
+    ends = [[3.0, 0.0], [1.0, 0.5], [3.5, 0.5], [6.0, 0.5], [0.0, 2.0]]
+    fractions = checker.free_prefix_fractions(starts, ends)
+    assert fractions[0] == 0.0      # start inside the disc
+    assert fractions[1] == 0.0      # non-finite start
+    assert fractions[2] == 1.0      # zero length at a free point
+    assert fractions[3] == 0.0      # start outside the map
+    # Heading out of the map: at most up to the inner bound y = 0.9.
+    assert 0.0 < fractions[4] <= (0.9 - 0.5) / 1.5 + 1e-12
+    empty = World(bounds_m=(0.0, 0.0, 10.0, 10.0)).checker(1.0)
+    # The inner bound for a 1 m disc is x = 9: (9 - 5) / 15 of the way.
+    assert empty.free_prefix_fractions([[5.0, 5.0]], [[20.0, 5.0]])[0] == pytest.approx(4 / 15)
+
+
+def test_free_prefixes_are_free_on_warehouse(maps_dir):
+    world = load_map(maps_dir / 'ros' / 'warehouse.yaml')
+    checker = world.checker(0.25)
+    rng = np.random.default_rng(21)
+    x_min, y_min, x_max, y_max = world.bounds_m
+    start = rng.uniform((x_min, y_min), (x_max, y_max), size=(3000, 2))
+    start = start[checker.points_free(start)][:1000]
+    end = start + rng.normal(0.0, 5.0, size=start.shape)
+    fractions = checker.free_prefix_fractions(start, end)
+    assert np.all((fractions >= 0.0) & (fractions <= 1.0))
+    reached = start + fractions[:, None] * (end - start)
+    moved = fractions > 0.0
+    assert moved.mean() > 0.9
+    assert np.all(exact_segments_free(checker, start[moved], reached[moved]))
+    whole = fractions == 1.0
+    assert np.all(checker.segments_free(start[whole], end[whole]))
