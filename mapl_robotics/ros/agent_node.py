@@ -231,7 +231,10 @@ class AgentNode(Node):
         self.status_publisher.publish(array)
 
     def destroy_node(self) -> None:
-        # The context may already be shut down (Ctrl-C), so later records skip /rosout.
+        # The context may already be shut down (Ctrl-C), so later records skip /rosout. A node
+        # whose constructor failed has no runtime yet.
         detach_from_node(self._log_handler)
-        self.runtime.close()
+        runtime = getattr(self, 'runtime', None)
+        if runtime is not None:
+            runtime.close()
         super().destroy_node()

@@ -23,6 +23,7 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
     and clean up. Returns the process exit status."""
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
+    from rclpy.exceptions import ParameterException
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from mapl_robotics.errors import MaplError
@@ -43,7 +44,7 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except MaplError as error:
+    except (MaplError, ParameterException) as error:
         # Invalid parameters or files: report the reason, not a traceback.
         logging.getLogger('mapl_robotics').error('node failed to start: %s', error)
         sys.stderr.write(f'error: {error}\n')

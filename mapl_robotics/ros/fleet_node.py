@@ -151,5 +151,7 @@ class FleetNode(Node):
 
     def destroy_node(self) -> None:
         detach_from_node(self._log_handler)
-        self._ledger.close()
+        ledger = getattr(self, '_ledger', None)
+        if ledger is not None:
+            ledger.close()
         super().destroy_node()

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import Path
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry, Path
 from rosgraph_msgs.msg import Clock
+from visualization_msgs.msg import MarkerArray
 
 from mapl_robotics.coordination.agent import AgentSettings
 from mapl_robotics.coordination.client import LedgerClient
@@ -97,6 +98,7 @@ def test_goal_yields_committed_plan(spawn, probe, publish_goal):
     agent = spawn(node_command('agent', *agent_args('robot_0', start, ledger=ledger, index=0)),
                   name='robot_0')
     plans = probe.collect(Path, '/robot_0/plan', qos.PLAN_QOS)
+    markers = probe.collect(MarkerArray, '/robot_0/markers', qos.MARKERS_QOS)
     # The registration commits a hold at the start before any goal.
     assert probe.spin_until(lambda: plans, timeout_s=60.0), agent.output()
     publish_goal('robot_0', goal_message(*goal))
@@ -104,7 +106,71 @@ def test_goal_yields_committed_plan(spawn, probe, publish_goal):
                             timeout_s=60.0), agent.output()
     assert_plan_valid(plan_reaching(plans, goal), start_xy=start, goal_xy=goal)
     assert 'committed at term' in agent.output()
+
+    def plan_marker_reaches_goal() -> bool:
+        for array in markers:
+            for marker in array.markers:
+                if marker.ns == 'plans' and marker.text == 'robot_0' and marker.points \
+                        and math.dist((marker.points[-1].x, marker.points[-1].y), goal) < 0.05:
+                    return True
+        return False
+
+    assert probe.spin_until(plan_marker_reaches_goal, timeout_s=30.0)
+    footprints = [m for m in markers[-1].markers if m.ns == 'footprint']
+    assert len(footprints) == 1
+    assert footprints[0].scale.x == pytest.approx(2 * RADIUS_M)
     assert agent.stop() == 0, agent.output()
+
+
+def test_out_of_range_parameter_rejected(spawn):
+    ledger = free_ledger_addresses(1)
+    agent = spawn(node_command('agent', *agent_args('robot_0', (-2.0, -0.5), ledger=ledger,
+                                                    index=0), '-p', 'radius_m:=-1.0'),
+                  name='robot_0')
+    assert agent.process.wait(timeout=60) == 2, agent.output()
+    assert 'radius_m out of range' in agent.output()
+    assert 'Traceback' not in agent.output()
+
+
+def test_cmd_vel_tracks_plan_and_stops_without_odom(spawn, probe, publish_goal):
+    start, goal = (-2.0, -0.5), (2.0, 0.5)
+    ledger = free_ledger_addresses(1)
+    agent = spawn(node_command('agent', *agent_args(
+        'robot_0', start, ledger=ledger, index=0,
+        extra=['-p', 'controller.enabled:=true', '-p', 'odom_timeout_s:=0.5'])),
+        name='robot_0')
+    commands = probe.collect(Twist, '/robot_0/cmd_vel', qos.CMD_VEL_QOS)
+    plans = probe.collect(Path, '/robot_0/plan', qos.PLAN_QOS)
+    odom_publisher = probe.node.create_publisher(Odometry, '/robot_0/odom', qos.ODOM_PUBLISHER_QOS)
+
+    def send_odom() -> None:
+        message = Odometry()
+        message.header.frame_id = 'robot_0/odom'
+        message.pose.pose.position.x, message.pose.pose.position.y = start
+        message.pose.pose.orientation.w = 1.0
+        odom_publisher.publish(message)
+
+    def with_odom(condition):
+        def check() -> bool:
+            send_odom()
+            return condition()
+        return check
+
+    assert probe.spin_until(with_odom(lambda: plans and commands), timeout_s=60.0), \
+        agent.output()
+    publish_goal('robot_0', goal_message(*goal))
+    # While odometry is fresh, the controller drives toward the committed plan.
+    assert probe.spin_until(with_odom(lambda: any(math.hypot(c.linear.x, c.linear.y) > 0.05
+                                                  for c in commands)),
+                            timeout_s=60.0), agent.output()
+    # Without odometry for longer than odom_timeout_s, every command is zero.
+    probe.spin_until(lambda: False, timeout_s=1.5)
+    count = len(commands)
+    assert probe.spin_until(lambda: len(commands) >= count + 5, timeout_s=10.0)
+    assert all(c.linear.x == 0.0 and c.linear.y == 0.0 and c.angular.z == 0.0
+               for c in commands[count:])
+    assert 'commanding zero velocity' in agent.output()
+    assert agent.stop() == 0
 
 
 BAD_GOALS = [

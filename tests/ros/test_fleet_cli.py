@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import OccupancyGrid, Path
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
 
 from mapl_robotics.coordination.client import LedgerClient
 from mapl_robotics.coordination.settings import client_address_for
@@ -146,3 +146,33 @@ def test_mapl_fleet_three_robots(spawn, probe, tmp_path):
     log = fleet.output()
     assert 'stopped: /robot_0/agent (0), /robot_1/agent (0), /robot_2/agent (0), /fleet (0)' \
         in log, log
+
+
+def test_mapl_fleet_sim_moves_robot_to_goal(spawn, probe, tmp_path):
+    """With --sim, the simulator executes the plan the agent node commits, and odometry in
+    simulation time shows the robot arriving."""
+    base_port = free_port_block(2)
+    fleet = spawn([sys.executable, '-c',
+                   'import sys; from mapl_robotics.cli import main; sys.exit(main())',
+                   'fleet', '--robots', 'robot_0={x: -2.0, y: -0.5}; robot_1={x: 2.0, y: 0.5}',
+                   '--map', MAP, '--sim', '--ledger-base-port', str(base_port),
+                   '--journal-root', str(tmp_path / 'j')], name='mapl-fleet')
+    odometry = probe.collect(Odometry, '/robot_0/odom', qos.ODOM_QOS)
+    plans = probe.collect(Path, '/robot_0/plan', qos.PLAN_QOS)
+    assert probe.spin_until(lambda: odometry and plans, timeout_s=120.0), fleet.output()
+    publisher = probe.node.create_publisher(PoseStamped, '/robot_0/goal_pose', qos.GOAL_QOS)
+    assert probe.wait_for_subscribers(publisher, timeout_s=30.0)
+    goal = (-1.5, 1.5)
+    publisher.publish(goal_message(goal))
+
+    def arrived() -> bool:
+        position = odometry[-1].pose.pose.position
+        return math.dist((position.x, position.y), goal) < 0.1
+
+    assert probe.spin_until(arrived, timeout_s=60.0), fleet.output()
+    # Odometry is stamped in simulation time, which started at zero with the simulator.
+    assert odometry[-1].header.stamp.sec < 600
+    os.killpg(fleet.process.pid, signal.SIGINT)
+    fleet.process.wait(timeout=60)
+    assert fleet.process.returncode == 0, fleet.output()
+    assert '/sim_bridge (0)' in fleet.output()
