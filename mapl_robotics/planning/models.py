@@ -115,8 +115,9 @@ class PlannerSettings:
         above this value.
     :param rrt_star_refine_iterations: with RRT*, iterations spent improving the path after
         the first solution, still bounded by ``time_budget_s``.
-    :param smoothing_iterations: rounds of random shortcut smoothing after the search.
-    :param shortcut_batch: candidate shortcuts checked together in one call per round.
+    :param smoothing_iterations: rounds of shortcut smoothing after the search, one checker call
+        each (zero keeps only the shortest route through the path's own vertices).
+    :param shortcut_batch: about how many shortcut candidates one smoothing round checks.
 
     Time parameterization (:func:`~mapl_robotics.planning.timing.time_parameterize`):
 
@@ -142,7 +143,7 @@ class PlannerSettings:
     rewire_radius_m: float = 5.0
     rrt_star_refine_iterations: int = 300
     smoothing_iterations: int = 2
-    shortcut_batch: int = 32
+    shortcut_batch: int = 128
     sample_dt_s: float = 0.2
     corner_rule: str = 'stop'
     horizon_s: float = 120.0

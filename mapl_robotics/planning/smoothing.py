@@ -1,9 +1,12 @@
 """Shortcut smoothing of collision-free polylines.
 
-Every replacement edge is checked whole with the exact swept-disc check before it is used, and
-a replacement is applied only when it shortens the path, so smoothing never makes a path
-invalid or longer. Randomness comes only from the generator passed in, so the result is
-deterministic given its seed.
+Smoothing works on candidate points along the path: its vertices, plus random points on its
+edges. One batched check tests the straight shortcuts between candidate points, and a shortest
+path over the free shortcuts (a small DAG, because points keep their order along the path)
+becomes the new path. Every edge of the result is either a checked shortcut or a piece of an
+old edge, so smoothing never makes a path invalid, and the old path is one of the paths the
+shortest-path step can choose, so smoothing never makes it longer. Randomness comes only from
+the generator passed in, so the result is deterministic given its seed.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from mapl_robotics.planning.edges import edges_free
 
 __all__ = ['path_length_m', 'shortcut_smooth', 'remove_redundant_vertices']
 
-# A shortcut must save more than this to be applied; it stops endless tiny rewrites.
-_MIN_GAIN_M = 1e-6
+# Shortcuts of every length are tried while they number up to about this many; longer paths
+# try all short hops and a sparse set of long ones.
+_MAX_SHORTCUTS = 256
 
 
 def path_length_m(xy_m) -> float:
@@ -27,47 +31,37 @@ def path_length_m(xy_m) -> float:
     return float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)))
 
 
-# Paths with at most this many vertices get the all-pairs visibility pass in one call.
-_ALL_PAIRS_MAX_VERTICES = 16
+def _without_duplicates(xy: np.ndarray) -> np.ndarray:
+    """Drop repeated points; the path keeps its exact last point."""
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.linalg.norm(np.diff(xy, axis=0), axis=1) > 1e-12
+    kept = np.flatnonzero(keep)
+    if len(kept) > 1 and kept[-1] != len(xy) - 1:
+        keep[kept[-1]] = False
+        keep[-1] = True
+    return xy[keep]
 
 
-def remove_redundant_vertices(checker: CollisionChecker, xy_m) -> np.ndarray:
-    """Drop every vertex that a direct edge can skip.
+def _shortest_through_points(checker, points: np.ndarray, edge_of: np.ndarray) -> np.ndarray:
+    """Return the shortest path from the first to the last point through free shortcuts.
 
-    Short paths check all vertex pairs in one call and keep the shortest path through the
-    vertices over the free pairs (a shortest path in a small DAG). Longer paths jump
-    greedily from each kept vertex to the farthest vertex in direct reach, one call per kept
-    vertex.
+    ``edge_of[i]`` is the index of the path edge that point ``i`` lies on (vertices count as
+    the start of their outgoing edge). Consecutive points are joined by pieces of the old
+    path, which are free already; other pairs are checked in one call, skipping pairs on the
+    same straight edge, whose shortcut is that edge itself.
     """
-    xy = np.asarray(xy_m, dtype=float)
-    count = len(xy)
-    if count <= 2:
-        return xy.copy()
-    if count <= _ALL_PAIRS_MAX_VERTICES:
-        return _shortest_through_vertices(checker, xy)
-    kept = [0]
-    current = 0
-    last = count - 1
-    while current < last:
-        candidates = np.arange(current + 2, last + 1)
-        if candidates.size == 0:
-            current += 1
-            kept.append(current)
-            continue
-        free = edges_free(checker, np.broadcast_to(xy[current], (candidates.size, 2)),
-                          xy[candidates])
-        reachable = candidates[free]
-        current = int(reachable.max()) if reachable.size else current + 1
-        kept.append(current)
-    return xy[kept].copy()
-
-
-def _shortest_through_vertices(checker: CollisionChecker, xy: np.ndarray) -> np.ndarray:
-    count = len(xy)
+    count = len(points)
+    span = max(2, min(count - 1, _MAX_SHORTCUTS // max(count, 1)))
     first, second = np.triu_indices(count, k=2)
-    free = edges_free(checker, xy[first], xy[second])
-    # Edges of the path itself are free already.
-    reachable = {i: [i + 1] for i in range(count - 1)}
+    skip = second - first
+    # Beyond the span, long hops of a power-of-two length and hops from the start or to the
+    # end still let the shortest path skip many points at once.
+    long_hop = ((skip & (skip - 1)) == 0) | (first == 0) | (second == count - 1)
+    keep = ((skip <= span) | long_hop) & (edge_of[second] != edge_of[first])
+    first, second = first[keep], second[keep]
+    free = edges_free(checker, points[first], points[second]) if first.size else \
+        np.zeros(0, dtype=bool)
+    reachable: list[list[int]] = [[index + 1] for index in range(count - 1)] + [[]]
     for i, j in zip(first[free].tolist(), second[free].tolist()):
         reachable[i].append(j)
     best_m = np.full(count, np.inf)
@@ -75,81 +69,64 @@ def _shortest_through_vertices(checker: CollisionChecker, xy: np.ndarray) -> np.
     previous = np.full(count, -1)
     for i in range(count - 1):
         for j in reachable[i]:
-            length_m = best_m[i] + float(np.hypot(*(xy[j] - xy[i])))
-            if length_m < best_m[j]:
+            length_m = best_m[i] + float(np.hypot(*(points[j] - points[i])))
+            if length_m < best_m[j] - 1e-12:
                 best_m[j] = length_m
                 previous[j] = i
     indices = [count - 1]
     while indices[-1] != 0:
         indices.append(int(previous[indices[-1]]))
-    return xy[indices[::-1]].copy()
+    return points[indices[::-1]].copy()
 
 
-def _points_at(xy: np.ndarray, cumulative: np.ndarray, arc_m: np.ndarray):
-    """Return the points at arc lengths ``arc_m`` and the index of the edge each lies on."""
-    edge = np.clip(np.searchsorted(cumulative, arc_m, side='right') - 1, 0, len(xy) - 2)
-    edge_length = cumulative[edge + 1] - cumulative[edge]
-    with np.errstate(invalid='ignore', divide='ignore'):
-        fraction = np.where(edge_length > 0.0, (arc_m - cumulative[edge]) / edge_length, 0.0)
-    points = xy[edge] + fraction[:, None] * (xy[edge + 1] - xy[edge])
-    return points, edge
+def remove_redundant_vertices(checker: CollisionChecker, xy_m) -> np.ndarray:
+    """Return the shortest path through the path's own vertices over the free shortcuts
+    between them (one batched check).
 
-
-def _without_duplicates(xy: np.ndarray) -> np.ndarray:
-    keep = np.ones(len(xy), dtype=bool)
-    keep[1:] = np.linalg.norm(np.diff(xy, axis=0), axis=1) > 1e-12
-    return xy[keep]
-
-
-def _splice(path: np.ndarray, shortcuts: list[tuple]) -> np.ndarray:
-    """Replace the path between each shortcut's two points by a straight edge.
-
-    ``shortcuts`` holds ``(arc_1, arc_2, point_1, point_2, edge_1, edge_2)`` tuples whose
-    arc intervals do not overlap.
+    Long paths try every short hop, but of the long hops only those from the start, to the
+    end, or of a power-of-two length, to bound the work.
     """
-    pieces = []
-    next_vertex = 0
-    for _, _, point_1, point_2, edge_1, edge_2 in sorted(shortcuts, key=lambda item: item[0]):
-        pieces.append(path[next_vertex:edge_1 + 1])
-        pieces.append(np.vstack([point_1, point_2]))
-        next_vertex = edge_2 + 1
-    pieces.append(path[next_vertex:])
-    return _without_duplicates(np.vstack(pieces))
+    xy = np.asarray(xy_m, dtype=float)
+    if len(xy) <= 2:
+        return xy.copy()
+    return _shortest_through_points(checker, xy, np.arange(len(xy)))
+
+
+def _with_edge_points(path: np.ndarray, rng: np.random.Generator, per_edge: int):
+    """Return the path's vertices plus ``per_edge`` random points inside every edge, in
+    order along the path, and the edge index of each point."""
+    edge_count = len(path) - 1
+    fractions = np.sort(rng.random((edge_count, per_edge)), axis=1)
+    starts = path[:-1, None, :]
+    inner = starts + fractions[:, :, None] * (path[1:, None, :] - starts)
+    blocks = np.concatenate([starts, inner], axis=1).reshape(-1, 2)
+    points = np.vstack([blocks, path[-1:]])
+    edge_of = np.append(np.repeat(np.arange(edge_count), per_edge + 1), edge_count)
+    return points, edge_of
 
 
 def shortcut_smooth(checker: CollisionChecker, xy_m, *, rng: np.random.Generator,
-                    iterations: int = 8, batch: int = 32) -> np.ndarray:
-    """Shorten a collision-free polyline with batched random shortcuts.
+                    iterations: int = 2, batch: int = 32) -> np.ndarray:
+    """Shorten a collision-free polyline with batched shortcuts.
 
-    Each of ``iterations`` rounds draws ``batch`` random pairs of points along the path
-    (anywhere on its edges, not only at vertices), checks all candidate shortcuts in one call,
-    and applies the free ones that save the most length, as long as their stretches of path do
-    not overlap. A final pass removes every vertex a direct edge can skip.
+    The path first keeps the shortest route through its own vertices. Then each of
+    ``iterations`` rounds adds random points inside the edges (about ``batch`` shortcut
+    candidates' worth, at least one point per edge), checks the shortcuts between all
+    candidate points in one call, and keeps the shortest route through them. Each round costs
+    one checker call.
     """
-    path = remove_redundant_vertices(checker, _without_duplicates(np.asarray(xy_m, float)))
+    path = _without_duplicates(np.asarray(xy_m, float))
+    if iterations == 0:
+        return remove_redundant_vertices(checker, path)
     for _ in range(iterations):
         if len(path) <= 2:
             break
-        cumulative = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0),
-                                                                     axis=1))])
-        arcs = np.sort(rng.random((batch, 2)) * cumulative[-1], axis=1)
-        first, first_edge = _points_at(path, cumulative, arcs[:, 0])
-        second, second_edge = _points_at(path, cumulative, arcs[:, 1])
-        gain_m = (arcs[:, 1] - arcs[:, 0]) - np.linalg.norm(second - first, axis=1)
-        # Two points on the same edge are already joined by a straight line.
-        useful = (gain_m > _MIN_GAIN_M) & (second_edge > first_edge)
-        if not np.any(useful):
-            continue
-        index = np.flatnonzero(useful)
-        free = edges_free(checker, first[index], second[index])
-        winners = index[free]
-        if winners.size == 0:
-            continue
-        chosen: list[tuple] = []
-        for candidate in winners[np.argsort(-gain_m[winners], kind='stable')].tolist():
-            low, high = arcs[candidate]
-            if all(high < other[0] or low > other[1] for other in chosen):
-                chosen.append((low, high, first[candidate], second[candidate],
-                               int(first_edge[candidate]), int(second_edge[candidate])))
-        path = _splice(path, chosen)
-    return remove_redundant_vertices(checker, path)
+        edge_count = len(path) - 1
+        # Points per edge so that the pairs of candidate points number about ``batch``.
+        target_points = max(int(np.sqrt(2.0 * batch)), len(path))
+        per_edge = max(1, (target_points - len(path)) // edge_count)
+        points, edge_of = _with_edge_points(path, rng, per_edge)
+        shorter = _shortest_through_points(checker, points, edge_of)
+        if path_length_m(shorter) < path_length_m(path) - 1e-9:
+            path = shorter
+    return path

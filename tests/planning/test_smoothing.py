@@ -78,7 +78,7 @@ def test_vertex_pass_keeps_needed_corners(two_walls):
     assert len(reduced) >= 3
 
 
-def test_long_path_greedy_vertex_pass(two_walls):
+def test_long_path_vertex_pass(two_walls):
     checker = two_walls.checker(0.3)
     # Forty collinear-ish vertices along the free bottom corridor right of the first wall.
     xs = np.linspace(7.0, 11.5, 40)
