@@ -226,6 +226,7 @@ def main() -> None:
                         help='Peer processes per phase (default 16).')
     parser.add_argument('--seed', type=int, default=2026)
     args = parser.parse_args()
+
     results = {'peers': args.peers, 'send_s': args.send_s, 'deadline_ms': args.deadline_ms,
                'cpu_count': os.cpu_count(),
                'load': f'per node: state 20 Hz and 5 plans/s to each of {args.peers - 1} peers; '
@@ -241,6 +242,7 @@ def main() -> None:
                                           drop_p=0.1,
                                           send_s=args.send_s, deadline_ms=args.deadline_ms,
                                           seed=args.seed + 1000)
+
     floor_ms = results['raw_zmq']['round_trip_200B']['p99_ms']
     results['no_loss']['p99_over_raw_round_trip'] = round(results['no_loss']['p99_ms'] / floor_ms,
                                                           1)

@@ -6,7 +6,7 @@ robot's :class:`~mapl_robotics.mesh.node.MeshNode`:
 * Fleet time comes from the node's clock synchronization. The agent is stepped only while
   the clock error bound is known and at most ``max_clock_error_s``. Until then the link
   reports ``holding`` and the agent proposes nothing. While stepping, the planning clearance
-  is the base clearance plus the error bound times the robot's top speed, because a robot
+  is the base clearance plus the error bound times the robot's top speed. The reason: a robot
   whose clock is off by ``e`` seconds can be up to ``e * speed`` metres from where its
   committed plan puts it.
 * Each newly committed plan (a new fencing token) is announced to every peer on the plan

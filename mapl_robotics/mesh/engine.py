@@ -610,10 +610,10 @@ class Engine:
 
     def _send_heartbeats(self, now_s: float) -> None:
         # Any packet proves liveness to the receiver, so a peer that got data or acks within
-        # the last interval gets no heartbeat; the gap between packets to it stays below two
-        # intervals, well inside the dead-peer timeout of `heartbeat_misses` intervals when
-        # that is 3 or more. Heartbeats to and from the clock reference are never skipped,
-        # because only they carry the timestamps for clock synchronization.
+        # the last interval gets no heartbeat. The gap between packets to it then stays below
+        # two intervals, inside the dead-peer timeout when heartbeat_misses is 3 or more.
+        # Heartbeats to and from the clock reference are never skipped, because only they
+        # carry the timestamps for clock synchronization.
         self._last_heartbeat_s = now_s
         recent_s = now_s - self.config.heartbeat_interval_s
         reference_id = self.config.reference_id

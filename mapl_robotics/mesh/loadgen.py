@@ -182,6 +182,7 @@ def _generate(settings: LoadSettings, send_all) -> None:
     next_state_s = start_s
     next_plan_s = start_s
     state_number = plan_number = 0
+
     progress = tqdm(total=settings.send_s, unit='s', disable=not settings.progress,
                     desc='sending')
     while True:
@@ -202,6 +203,7 @@ def _generate(settings: LoadSettings, send_all) -> None:
                     plan_number += 1
                     send_all('plan', Priority.PLAN, plan_number, settings.plan_payload_bytes)
             next_plan_s += plan_period_s
+
         due_s = [end_s]
         if state_period_s is not None:
             due_s.append(next_state_s)

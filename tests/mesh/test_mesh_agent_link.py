@@ -1,4 +1,4 @@
-"""AgentLink without a ledger: emergency stops, holds and the widened clearance."""
+"""AgentLink without a ledger: emergency stops, hold reasons and the widened clearance."""
 
 from __future__ import annotations
 
