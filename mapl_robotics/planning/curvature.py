@@ -20,7 +20,7 @@ from mapl_robotics.planning.models import RobotModel
 
 __all__ = ['RoundedPath', 'round_corners']
 
-# Longest chord of an arc, as an angle; the yaw-rate rule below may ask for shorter ones.
+# Maximum angle one chord of an arc spans. The yaw-rate rule below may ask for less.
 _MAX_CHORD_RAD = math.pi / 8.0
 
 

@@ -3,8 +3,8 @@
 A collision-free edge has only collision-free sub-segments, so a blocked probe (a point, or a
 tiny piece of the edge) proves the edge blocked. Probing a long edge costs about as much as a
 point check, while the exact swept-disc check of the whole edge costs more the longer it is.
-Probes only ever reject: an edge counts as free only after ``segments_free`` says so for the
-whole edge, so the results are exactly those of ``segments_free`` alone.
+Probes only ever reject. An edge counts as free only after ``segments_free`` returns free for
+the whole edge, so the results are exactly those of ``segments_free`` alone.
 """
 
 from __future__ import annotations

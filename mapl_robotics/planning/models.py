@@ -122,9 +122,10 @@ class PlannerSettings:
     Time parameterization (:func:`~mapl_robotics.planning.timing.time_parameterize`):
 
     :param sample_dt_s: sample spacing inside acceleration and deceleration phases.
-    :param corner_rule: ``'stop'`` (come to rest at every corner) or ``'deflection'`` (pass a
-        corner at the speed whose velocity change over ``sample_dt_s`` stays within the
-        acceleration limit; see :mod:`mapl_robotics.planning.timing`).
+    :param corner_rule: ``'stop'`` (come to rest at every corner) or ``'deflection'``. With
+        ``'deflection'`` a shallow corner is passed at the speed whose velocity change over
+        ``sample_dt_s`` stays within the acceleration limit (see
+        :mod:`mapl_robotics.planning.timing`).
 
     Space-time planning (:func:`~mapl_robotics.planning.spacetime.plan_trajectory`):
 

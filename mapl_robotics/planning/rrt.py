@@ -3,9 +3,9 @@
 Every tree edge is checked whole with
 :meth:`~mapl_robotics.geometry.world.CollisionChecker.segments_free`, which is exact for the
 swept disc, so no step size can let an edge jump over a thin obstacle. Checks are batched
-where the algorithm allows: RRT-Connect checks all prefixes of a connection attempt in one
-call, RRT* checks all candidate parents (and the goal) of a new node in one call, and RRT
-checks its pending goal connections together.
+where the algorithm allows, because every checker call has a fixed cost. RRT-Connect checks
+all edges of a round of samples in one call. RRT* checks all candidate parents of a new node,
+and its edge to the goal, in one call. RRT checks its pending goal connections together.
 
 All randomness comes from the ``numpy.random.Generator`` passed in, so a seeded generator
 gives the same path whenever the search finishes within its time budget.
@@ -107,12 +107,12 @@ class _FreeSampler:
     def draw_many(self, count: int) -> np.ndarray:
         """Return ``count`` free points, or uniform ones once the refill budget is spent (a
         map with almost no free space must not stall the search)."""
-        taken = []
+        chunks = []
         needed = count
         while needed > 0:
             if self._next >= len(self._pool):
                 if self._refills_left == 0:
-                    taken.append(self._uniform.draw_many(needed))
+                    chunks.append(self._uniform.draw_many(needed))
                     break
                 self._refills_left -= 1
                 block = self._uniform.draw_many(self._block)
@@ -122,8 +122,8 @@ class _FreeSampler:
             chunk = self._pool[self._next:self._next + needed]
             self._next += len(chunk)
             needed -= len(chunk)
-            taken.append(chunk)
-        return np.concatenate(taken) if taken else np.empty((0, 2))
+            chunks.append(chunk)
+        return np.concatenate(chunks) if chunks else np.empty((0, 2))
 
 
 def _steer(from_xy: np.ndarray, to_xy: np.ndarray, step_m: float) -> np.ndarray:
@@ -200,7 +200,7 @@ _EXTEND_FRACTIONS = (1.0, 0.5, 0.25)
 
 def _longest_free(free: np.ndarray, count: int) -> np.ndarray:
     """Return, per edge, the index of the longest free prefix in ``_EXTEND_FRACTIONS`` order,
-    or -1. ``free`` holds ``count`` results per fraction, fraction-major."""
+    or -1. ``free`` contains ``count`` results per fraction, fraction-major."""
     per_fraction = free.reshape(len(_EXTEND_FRACTIONS), count)
     choice = np.full(count, -1)
     for index in range(len(_EXTEND_FRACTIONS) - 1, -1, -1):
@@ -213,13 +213,13 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
 
     Each round draws ``settings.connect_batch`` free samples. For every sample the active
     tree extends towards it by at most ``step_size_m`` (or by the longest free prefix of
-    half or a quarter of that edge). The other tree then grows towards the new node like
-    RRT-Connect's connect step, but by whole edges: one step of ``step_size_m`` is checked at
-    once, and the straight edge to the new node is probed at a few points; the longest
-    stretch whose probes all pass (the whole edge when every probe passes, which joins the
-    trees) is checked in the next round's call. So every round is one checker call, and the
-    trees swap roles after each round. The first round also checks the straight edge from
-    start to goal.
+    half or a quarter of that edge). The other tree then grows towards the new node by whole
+    edges, like RRT-Connect's connect step. One step of ``step_size_m`` is checked in the same
+    call, and the straight edge to the new node is probed there too. The longest stretch
+    whose probes all pass is checked in the next round's call; when every probe passes, that
+    stretch is the whole edge, and a free one joins the trees. So every round is one checker
+    call, and the trees swap roles after each round. The first round also checks the straight
+    edge from start to goal.
     """
     sampler = _FreeSampler(checker, rng)
     trees = (SearchTree(start), SearchTree(goal))
@@ -301,7 +301,7 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
                 path = _join(trees[0], start_node, trees[1], goal_node)
                 return path, iterations, trees[0].count + trees[1].count
             # The other tree grows along the straight edge to the new node up to its first
-            # blocked probe; with no blocked probe that edge joins the trees.
+            # blocked probe. With no blocked probe, that edge would join the trees.
             blocked = np.flatnonzero(~probes_free[index])
             reach = 1.0 if blocked.size == 0 else (
                 probe_fractions[blocked[0] - 1] if blocked[0] > 0 else 0.0)

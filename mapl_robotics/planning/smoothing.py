@@ -4,7 +4,7 @@ Smoothing works on candidate points along the path: its vertices, plus random po
 edges. One batched check tests the straight shortcuts between candidate points, and a shortest
 path over the free shortcuts (a small DAG, because points keep their order along the path)
 becomes the new path. Every edge of the result is either a checked shortcut or a piece of an
-old edge, so smoothing never makes a path invalid, and the old path is one of the paths the
+old edge, so smoothing never makes a path invalid. The old path is one of the routes the
 shortest-path step can choose, so smoothing never makes it longer. Randomness comes only from
 the generator passed in, so the result is deterministic given its seed.
 """
@@ -18,7 +18,7 @@ from mapl_robotics.planning.edges import edges_free
 
 __all__ = ['path_length_m', 'shortcut_smooth', 'remove_redundant_vertices']
 
-# Shortcuts of every length are tried while they number up to about this many; longer paths
+# Shortcuts of every length are tried while they number up to about this many. Longer paths
 # try all short hops and a sparse set of long ones.
 _MAX_SHORTCUTS = 256
 
@@ -35,9 +35,9 @@ def _without_duplicates(xy: np.ndarray) -> np.ndarray:
     """Drop repeated points; the path keeps its exact last point."""
     keep = np.ones(len(xy), dtype=bool)
     keep[1:] = np.linalg.norm(np.diff(xy, axis=0), axis=1) > 1e-12
-    kept = np.flatnonzero(keep)
-    if len(kept) > 1 and kept[-1] != len(xy) - 1:
-        keep[kept[-1]] = False
+    kept_indices = np.flatnonzero(keep)
+    if len(kept_indices) > 1 and kept_indices[-1] != len(xy) - 1:
+        keep[kept_indices[-1]] = False
         keep[-1] = True
     return xy[keep]
 
@@ -47,8 +47,8 @@ def _shortest_through_points(checker, points: np.ndarray, edge_of: np.ndarray) -
 
     ``edge_of[i]`` is the index of the path edge that point ``i`` lies on (vertices count as
     the start of their outgoing edge). Consecutive points are joined by pieces of the old
-    path, which are free already; other pairs are checked in one call, skipping pairs on the
-    same straight edge, whose shortcut is that edge itself.
+    path, which are free already. Other pairs are checked in one call, except pairs on the same
+    straight edge, whose shortcut is that edge itself.
     """
     count = len(points)
     span = max(2, min(count - 1, _MAX_SHORTCUTS // max(count, 1)))

@@ -50,8 +50,8 @@ class DiscAvoidingChecker:
     """A collision checker that also keeps the robot out of extra circular regions.
 
     Wraps a :class:`~mapl_robotics.geometry.world.CollisionChecker`. A position is blocked when
-    its distance to a centre is below that region's radius, and a segment when its closest
-    point is; both tests are exact.
+    its distance to a centre is below that region's radius. A segment is blocked when its
+    closest point to a centre is. Both tests are exact.
     """
 
     def __init__(self, base: CollisionChecker, centres_xy_m, radii_m) -> None:
@@ -261,7 +261,7 @@ def _collect_others(moving_obstacles: Iterable[MovingObstacle],
                 f'committed[{other_id!r}] must be a (Trajectory, radius_m) pair') from error
         if not isinstance(trajectory, Trajectory):
             raise PlannerConfigError(
-                f'committed[{other_id!r}] holds {type(trajectory).__name__}, not a Trajectory')
+                f'committed[{other_id!r}] contains {type(trajectory).__name__}, not a Trajectory')
         if not (math.isfinite(radius_m) and radius_m >= 0.0):
             raise PlannerConfigError(
                 f'committed[{other_id!r}] radius_m={radius_m} must be a finite number >= 0')

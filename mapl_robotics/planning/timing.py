@@ -14,7 +14,7 @@ Corner rules (a corner is a vertex where the direction changes by more than
   speed needs a velocity change, so stopping is the only rule that never needs one.
 - ``'deflection'``: the robot passes a corner of turning angle ``theta`` at speed
   ``v = max_accel_mps2 * sample_dt_s / (2 sin(theta / 2))`` (capped by the speed limit). It
-  holds that speed for ``sample_dt_s`` before and after the vertex, so the velocity change at
+  keeps that speed for ``sample_dt_s`` before and after the vertex, so the velocity change at
   the corner, ``2 v sin(theta / 2)``, is spread over one sample period and the
   finite-difference acceleration stays within the limit. Edges too short for the two holds
   lower the corner speed. Corners sharper than 60 degrees are stops, because there the
@@ -66,10 +66,10 @@ def _clean_path(xy_m) -> np.ndarray:
                                      'waypoint must be two finite numbers in metres')
     keep = np.ones(len(xy), dtype=bool)
     keep[1:] = np.linalg.norm(np.diff(xy, axis=0), axis=1) > _DUPLICATE_M
-    kept = np.flatnonzero(keep)
-    if len(kept) > 1 and kept[-1] != len(xy) - 1:
+    kept_indices = np.flatnonzero(keep)
+    if len(kept_indices) > 1 and kept_indices[-1] != len(xy) - 1:
         # The path must end exactly at its last vertex, so that one replaces its near twin.
-        keep[kept[-1]] = False
+        keep[kept_indices[-1]] = False
         keep[-1] = True
     return xy[keep]
 
@@ -148,8 +148,8 @@ def _vertex_speeds(edge_m: np.ndarray, caps_mps: np.ndarray, hold_in: np.ndarray
 
     An edge with ``hold_in`` (``hold_out``) keeps the speed of its first (last) vertex for
     ``hold_s``, so the part of the edge left to change speed is its length minus those holds.
-    The holds are computed from the caps, which are at least the final speeds, so the
-    estimate is safe.
+    Hold lengths come from the caps, which are at least the final speeds, so the estimate is
+    safe.
     """
     free_m = np.maximum(edge_m - np.where(hold_in, caps_mps[:-1] * hold_s, 0.0)
                         - np.where(hold_out, caps_mps[1:] * hold_s, 0.0), 0.0)
@@ -186,8 +186,8 @@ def _edge_profile(length_m: float, entry_mps: float, exit_mps: float, *, hold_in
     """Return sample times and distances along one edge, excluding its start and including
     its end.
 
-    The edge holds ``entry_mps`` for ``hold_in_s``, changes speed with a trapezoidal profile,
-    and holds ``exit_mps`` for ``hold_out_s`` before its end.
+    The edge keeps ``entry_mps`` for ``hold_in_s``, changes speed with a trapezoidal profile,
+    and keeps ``exit_mps`` for ``hold_out_s`` before its end.
     """
     accel = max_accel_mps2
     hold_in_m = entry_mps * hold_in_s
@@ -195,7 +195,7 @@ def _edge_profile(length_m: float, entry_mps: float, exit_mps: float, *, hold_in
     middle_m = max(length_m - hold_in_m - hold_out_m, 0.0)
     peak = math.sqrt(max((2.0 * accel * middle_m + entry_mps ** 2 + exit_mps ** 2) / 2.0, 0.0))
     peak = max(min(max_speed_mps, peak), entry_mps, exit_mps)
-    # Speed changes below rounding level are none: they would add samples a few
+    # Speed changes at rounding level count as zero, because they would add samples a few
     # femtoseconds apart.
     if peak - entry_mps < 1e-12 * max(peak, 1.0):
         entry_mps = peak

@@ -112,7 +112,7 @@ def test_differential_turns_in_place():
     assert turning.duration_s == pytest.approx(free.duration_s + 4.0)
     assert turning.yaw_rad[0] == pytest.approx(math.pi / 2)
     assert np.max(_yaw_rates(turning)) <= math.pi / 4 * (1 + TOLERANCE)
-    # While turning, the robot stands still.
+    # While turning, the robot does not move.
     at_corner = np.all(np.isclose(turning.xy_m, [4.0, 0.0]), axis=1)
     assert np.count_nonzero(at_corner) >= 2
     # It drives along its heading: yaw matches the direction of every moving interval.
