@@ -45,6 +45,11 @@ class MeshConfig:
     ``default_deadline_s``. ``reference_id`` names the node whose clock is fleet time (None:
     this node has no reference and its clock error bound stays unknown). ``clock`` is the
     wall clock (``time.time``); tests inject a skewed one.
+
+    High-water marks count packets per connection. The outbound queue to a peer that is down
+    fills with retransmissions, which are stale duplicates by the time it returns, so
+    ``send_hwm`` is kept small (1000 packets, a few seconds of fleet traffic to one peer);
+    packets over it are counted as ``hwm_drops`` and retried like lost ones.
     """
 
     node_id: str
@@ -60,8 +65,8 @@ class MeshConfig:
     window: int = 1024
     max_payload_bytes: int = 64 * 1024
     max_batch_bytes: int = 128 * 1024
-    send_hwm: int = 10_000
-    receive_hwm: int = 10_000
+    send_hwm: int = 1000
+    receive_hwm: int = 1000
     max_outstanding: int = 50_000
     state_batch_window_s: float = 0.0
     breaker_failure_threshold: int = 5
