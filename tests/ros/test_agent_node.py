@@ -72,7 +72,8 @@ def assert_plan_valid(path: Path, *, start_xy, goal_xy) -> None:
     xy = np.array([(p.pose.position.x, p.pose.position.y) for p in path.poses])
     assert np.linalg.norm(xy[0] - np.asarray(start_xy)) < 0.05
     assert np.linalg.norm(xy[-1] - np.asarray(goal_xy)) < 0.05
-    # Every pose and every straight segment between poses keeps the robot clear of the map.
+    # The robot's disc stays inside the map and clear of obstacles at every pose and along
+    # every straight segment between poses.
     checker = WORLD.checker(RADIUS_M)
     assert checker.points_free(xy).all()
     assert checker.path_free(xy)
