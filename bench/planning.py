@@ -10,7 +10,7 @@ Runs the same seeded start/goal queries with the same disc radius through three 
 - ``ompl_state``: OMPL RRTConnect with a Python state validity checker (point ``dwithin``)
   and OMPL's discrete motion validator at a fixed resolution, then ``simplifySolution``.
 
-Times are wall-clock for search plus simplification, per query. Every returned path is also
+Times are for search plus simplification, per query, as wall-clock and as process CPU time. Every returned path is also
 re-checked with our exact swept-disc checker, because the resolution-based planner can
 return paths that clip obstacles between its checked states.
 
@@ -94,6 +94,18 @@ class ShapelyScene:
         return not self.union.dwithin(LineString([(x0, y0), (x1, y1)]), self.radius_m)
 
 
+class _Clock:
+    """Wall-clock and process CPU time since construction. CPU time leaves out the time other
+    processes hold the cores, so it varies less on a shared machine."""
+
+    def __init__(self) -> None:
+        self._wall_s = time.perf_counter()
+        self._cpu_s = time.process_time()
+
+    def elapsed(self) -> tuple[float, float]:
+        return time.perf_counter() - self._wall_s, time.process_time() - self._cpu_s
+
+
 def make_ompl_runner(scene: ShapelyScene, *, exact_edges: bool, resolution_m: float,
                      time_limit_s: float):
     from ompl import base as ob
@@ -132,19 +144,19 @@ def make_ompl_runner(scene: ShapelyScene, *, exact_edges: bool, resolution_m: fl
         setup.setStartAndGoalStates(start_state, goal_state)
         setup.setPlanner(og.RRTConnect(info))
         setup.setup()
-        began = time.perf_counter()
+        began = _Clock()
         solved = setup.solve(time_limit_s)
         exact = bool(solved) and setup.haveExactSolutionPath()
         if exact:
             setup.simplifySolution()
-        elapsed_s = time.perf_counter() - began
+        elapsed = began.elapsed()
         path = None
         if exact:
             solution = setup.getSolutionPath()
             path = np.array([[solution.getState(i)[0], solution.getState(i)[1]]
                              for i in range(solution.getStateCount())])
         del validator, setup
-        return elapsed_s, path
+        return elapsed, path
 
     return run
 
@@ -152,17 +164,18 @@ def make_ompl_runner(scene: ShapelyScene, *, exact_edges: bool, resolution_m: fl
 def run_ours(checker, settings, start, goal, seed):
     from mapl_robotics.errors import PlanningError
 
-    began = time.perf_counter()
+    began = _Clock()
     try:
         result = plan_path(checker, start, goal, settings=settings,
                            rng=np.random.default_rng(seed))
     except PlanningError:
-        return time.perf_counter() - began, None
-    return time.perf_counter() - began, result.xy_m
+        return began.elapsed(), None
+    return began.elapsed(), result.xy_m
 
 
 def summarize(samples, checker):
-    times_ms = [1e3 * elapsed_s for elapsed_s, _ in samples]
+    times_ms = [1e3 * wall_s for (wall_s, _), _ in samples]
+    cpu_ms = [1e3 * cpu_s for (_, cpu_s), _ in samples]
     solved = [path for _, path in samples if path is not None]
     lengths = [path_length_m(path) for path in solved]
     valid = [bool(checker.path_free(path)) for path in solved]
@@ -170,6 +183,8 @@ def summarize(samples, checker):
         'queries': len(samples),
         'median_ms': statistics.median(times_ms),
         'p90_ms': float(np.percentile(times_ms, 90)),
+        'median_cpu_ms': statistics.median(cpu_ms),
+        'p90_cpu_ms': float(np.percentile(cpu_ms, 90)),
         'success': len(solved) / len(samples),
         'median_length_m': statistics.median(lengths) if lengths else math.nan,
         'exactly_valid': (sum(valid) / len(valid)) if valid else math.nan,
@@ -209,6 +224,8 @@ def bench_map(name, world, radius_m, queries, *, settings, seed, time_limit_s,
     ratios = {}
     for peer in ('ompl_exact', 'ompl_state'):
         ratios[f'ours_over_{peer}_median_ms'] = ours['median_ms'] / summary[peer]['median_ms']
+        ratios[f'ours_over_{peer}_median_cpu_ms'] = (ours['median_cpu_ms']
+                                                     / summary[peer]['median_cpu_ms'])
         ratios[f'ours_over_{peer}_median_length'] = (ours['median_length_m']
                                                      / summary[peer]['median_length_m'])
     return {'map': name, 'radius_m': radius_m, 'planners': summary, 'ratios': ratios}
@@ -272,7 +289,8 @@ def main(argv=None) -> int:
     for result in results:
         for planner, summary in result['planners'].items():
             print(f"{result['map']:34s} {planner:11s} median {summary['median_ms']:7.2f} ms  "
-                  f"p90 {summary['p90_ms']:7.2f} ms  success {summary['success']:.2f}  "
+                  f"p90 {summary['p90_ms']:7.2f} ms  "
+                  f"cpu median {summary['median_cpu_ms']:7.2f} ms  success {summary['success']:.2f}  "
                   f"length {summary['median_length_m']:6.2f} m  "
                   f"exactly valid {summary['exactly_valid']:.2f}")
         print('  ratios: ' + ', '.join(f'{key} {value:.2f}'

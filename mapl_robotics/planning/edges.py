@@ -54,6 +54,8 @@ def edges_free(checker, start_xy_m, end_xy_m, *, probe: bool = False) -> np.ndar
     if count == 0:
         return free
     degenerate = np.all(start == end, axis=1)
+    if not probe and not np.any(degenerate):
+        return checker.segments_free(start, end)
     if np.any(degenerate):
         free[degenerate] = checker.points_free(start[degenerate])
     candidate = ~degenerate
