@@ -32,6 +32,7 @@ _LOG = logging.getLogger(__name__)
 _MAGIC = 0x4D41504C  # 'MAPL'
 _FORMAT = '<IQd'
 _SIZE = struct.calcsize(_FORMAT)
+_READ_TIMEOUT_S = 5.0
 
 
 class SimClock:
@@ -130,13 +131,22 @@ class SharedClock:
 
     def now_s(self) -> float:
         """Return the latest published fleet time in seconds."""
-        for _ in range(1000):
-            _, before, t_s = struct.unpack_from(_FORMAT, self._mapping)
-            after = struct.unpack_from('<Q', self._mapping, 4)[0]
-            if before == after and before % 2 == 0:
-                return t_s
-        raise SimulationError(f'shared clock {str(self.path)!r} kept changing during 1000 '
-                              'reads; the writer may be stuck halfway through a write')
+        deadline = None
+        while True:
+            for _ in range(100):
+                _, before, t_s = struct.unpack_from(_FORMAT, self._mapping)
+                after = struct.unpack_from('<Q', self._mapping, 4)[0]
+                if before == after and before % 2 == 0:
+                    return t_s
+            # The writer was preempted halfway through a write; on a busy machine that can
+            # last milliseconds, so back off instead of spinning.
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + _READ_TIMEOUT_S
+            if now > deadline:
+                raise SimulationError(
+                    f'shared clock {str(self.path)!r} stayed mid-write for '
+                    f'{_READ_TIMEOUT_S} s; the simulator process may have stopped during a write')
+            time.sleep(0.0005)
 
     __call__ = now_s
 

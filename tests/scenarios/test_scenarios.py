@@ -1,8 +1,8 @@
 """End-to-end fleet scenarios: real agents, the ledger, and the PyBullet simulator.
 
-In-process runs step the real agent loops against the ledger's replicated state machine; the
+In-process runs step the real agent loops against the ledger's replicated state machine. The
 fault scenarios run multi-process (ledger node processes, one agent process per robot, the
-CurveZMQ mesh) because their faults act on real processes and sockets.
+CurveZMQ mesh), because their faults act on real processes and sockets.
 """
 
 from __future__ import annotations

@@ -81,3 +81,19 @@ def test_pacer_sleeps_until_wall_time_and_records_lag():
     now[0] += 2.0  # the simulation fell behind by 1.5 s of wall time
     assert pacer.wait_for(2.0) == pytest.approx(1.5)
     assert pacer.max_lag_s == pytest.approx(1.5)
+
+
+def test_shared_clock_reader_waits_out_a_write(tmp_path):
+    import struct
+    import threading
+    path = tmp_path / 'clock.bin'
+    with SharedClock.create(path) as writer, SharedClock.attach(path) as reader:
+        writer.publish(3.0)
+        # Leave the sequence odd, as a writer preempted halfway through a write does.
+        struct.pack_into('<Q', writer._mapping, 4, 2 * writer._sequence + 1)
+        timer = threading.Timer(0.05, writer.publish, args=(4.0,))
+        timer.start()
+        try:
+            assert reader() == 4.0
+        finally:
+            timer.join()

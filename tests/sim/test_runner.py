@@ -69,3 +69,15 @@ def test_cli_sim_scen_needs_agents_and_cell_size(tmp_path):
     result = CliRunner().invoke(main, ['sim', '--scen', 'x.scen', '--out', str(tmp_path)])
     assert result.exit_code == 2
     assert '--agents' in result.output
+
+
+def test_cli_sim_movingai_scen(tmp_path):
+    scen = 'maps/movingai/random-32-32-10/random-32-32-10-even-1.scen'
+    result = CliRunner().invoke(main, ['sim', '--scen', scen, '--agents', '3', '--cell-size',
+                                       '1.0', '--in-process', '--no-progress', '--out',
+                                       str(tmp_path / 'scen')])
+    metrics = json.loads((tmp_path / 'scen' / 'metrics.json').read_text())
+    assert metrics['scenario'] == 'random-32-32-10-even-1-3'
+    assert metrics['robots'] == 3
+    assert result.exit_code == 0, result.output
+    assert metrics['success'] is True
