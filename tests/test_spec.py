@@ -527,10 +527,12 @@ def test_reference_page_planner_defaults():
                 'smoothing_iterations', 'corner_rule', 'horizon_s', 'max_wait_s'):
         value = getattr(library, key)
         written = rows[key].removesuffix(' s')
+        hint = (f'docs/spec.md gives {key} the default {written}, but PlannerSettings has '
+                f'{value!r}; update the planner table')
         if isinstance(value, str):
-            assert written == value, key
+            assert written == value, hint
         else:
-            assert float(written) == value, key
+            assert float(written) == value, hint
 
 
 def test_planner_settings_converted():
