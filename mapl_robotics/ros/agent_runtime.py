@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -35,6 +36,7 @@ __all__ = ['AgentRuntime', 'RuntimeSettings', 'TimedLedgerClient']
 _LOG = logging.getLogger(__name__)
 
 _LATENCY_WINDOW = 200
+_KEY_FILE = 'robot_signing.key'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +135,7 @@ class AgentRuntime:
         settings = self.settings
         if settings.ledger_mode == 'replica_per_robot':
             self.ledger_node = LedgerNode(self._ledger_settings()).start()
-        private_key, _ = generate_key_pair()
+        private_key = self._signing_key()
         self.client = TimedLedgerClient(
             [client_address_for(address) for address in settings.ledger_addresses],
             robot_id=settings.robot_name, private_key=private_key,
@@ -145,6 +147,32 @@ class AgentRuntime:
             rng=np.random.default_rng(settings.seed),
             settings=AgentSettings(clearance_m=settings.clearance_m),
             planner_settings=settings.planner, moving_obstacles=self.moving_obstacles)
+
+    def _signing_key(self) -> bytes:
+        """Return the robot's Ed25519 private key, kept in ``ledger.journal_dir`` if one is set.
+
+        The ledger accepts requests for a robot only with the key it registered with, so a
+        respawned agent must sign with the same key; without a journal folder the key lives
+        only as long as the process.
+        """
+        if not self.settings.journal_dir:
+            return generate_key_pair()[0]
+        path = Path(self.settings.journal_dir) / _KEY_FILE
+        if path.is_file():
+            key = path.read_bytes()
+            if len(key) != 32:
+                raise RosBridgeError(
+                    f'signing key file {path} holds {len(key)} bytes, not the 32 of an Ed25519 '
+                    'private key; delete it to let the agent create a new one (the robot must '
+                    'then be registered anew)')
+            return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = generate_key_pair()[0]
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, 'wb') as handle:
+            handle.write(key)
+        _LOG.info('created the signing key of %s in %s', self.settings.robot_name, path)
+        return key
 
     def _ledger_settings(self) -> LedgerSettings:
         settings = self.settings

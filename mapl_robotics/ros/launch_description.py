@@ -366,8 +366,9 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
             'mesh.index': index,
             'fleet_epoch_ns': int(fleet_epoch_ns),
         })
-        if not cluster:
-            parameters['ledger.journal_dir'] = str(journal_root / start.name)
+        # The replica's journal (replica per robot) and the robot's signing key, kept so that
+        # a respawned agent rejoins with the same identity.
+        parameters['ledger.journal_dir'] = str(journal_root / start.name)
         descriptions.append(NodeDescription(
             package=PACKAGE, executable='agent', name='agent', namespace=start.name,
             parameters=(parameters, *extra), respawn=use_respawn,

@@ -102,8 +102,8 @@ AGENT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True, kind=_STRINGS),
     ParameterSpec('ledger.index', 0, 'Index of this robot\'s replica in ledger.addresses '
                   '(replica_per_robot mode).', range=(0, 1000), read_only=True),
-    ParameterSpec('ledger.journal_dir', '', 'Folder of the ledger journal; empty: a '
-                  'temporary folder.', read_only=True),
+    ParameterSpec('ledger.journal_dir', '', 'Folder of this robot\'s ledger journal and '
+                  'signing key; empty: a temporary folder, removed at exit.', read_only=True),
     ParameterSpec('mesh.addresses', [''], 'host:port of every agent\'s mesh node.',
                   read_only=True, kind=_STRINGS),
     ParameterSpec('mesh.index', 0, 'Index of this agent in mesh.addresses.', range=(0, 1000),

@@ -7,6 +7,8 @@ the test talks to it through a probe node in the same private DDS domain.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 
 import numpy as np
@@ -313,3 +315,33 @@ def test_stamps_survive_the_bridge_exactly(spawn, probe, publish_goal):
     lead_ns = round(AgentSettings().commit_lead_s * 1e9)
     assert clock_ns + lead_ns in stamps
     assert agent.stop() == 0
+
+
+def test_restarted_agent_keeps_identity(spawn, probe, publish_goal, tmp_path):
+    """An agent killed with SIGKILL and started again with the same journal folder signs with
+    the same key, recovers its committed plan from its replica's journal and plans again."""
+    start, first_goal, second_goal = (-2.0, -0.5), (-1.5, 1.5), (2.0, 0.5)
+    ledger = free_ledger_addresses(1)
+    arguments = agent_args('robot_0', start, ledger=ledger, index=0,
+                           extra=['-p', f'ledger.journal_dir:={tmp_path / "robot_0"}'])
+    plans = probe.collect(Path, '/robot_0/plan', qos.PLAN_QOS)
+    agent = spawn(node_command('agent', *arguments), name='robot_0')
+    assert probe.spin_until(lambda: plans, timeout_s=60.0), agent.output()
+    publish_goal('robot_0', goal_message(*first_goal))
+    assert probe.spin_until(lambda: plan_reaching(plans, first_goal) is not None,
+                            timeout_s=60.0), agent.output()
+    key = (tmp_path / 'robot_0' / 'robot_signing.key').read_bytes()
+    assert len(key) == 32
+    os.killpg(agent.process.pid, signal.SIGKILL)
+    agent.process.wait(timeout=30)
+    plans.clear()
+    restarted = spawn(node_command('agent', *arguments), name='robot_0_restarted')
+    # The first plan after the restart is the commit the ledger kept for the robot.
+    assert probe.spin_until(lambda: plans, timeout_s=60.0), restarted.output()
+    assert ends_at(plans[0], first_goal)
+    publish_goal('robot_0', goal_message(*second_goal))
+    assert probe.spin_until(lambda: plan_reaching(plans, second_goal) is not None,
+                            timeout_s=60.0), restarted.output()
+    assert (tmp_path / 'robot_0' / 'robot_signing.key').read_bytes() == key
+    assert 'not_authorized' not in restarted.output()
+    assert restarted.stop() == 0
