@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -129,6 +130,12 @@ def _wait_caught_up(cluster: LocalCluster, index: int, timeout_s: float) -> None
     raise LedgerUnavailableError(f'restarted node {index} did not catch up in {timeout_s} s')
 
 
+def _max_term(cluster: LocalCluster) -> int:
+    terms = [status['term'] for status in (cluster.status(index, timeout_s=1.0)
+                                           for index in range(3)) if status is not None]
+    return max(terms)
+
+
 def _measure_failover(cluster: LocalCluster, prober: LaneRobot, kills: int,
                       label: str) -> list[float]:
     samples = []
@@ -173,7 +180,11 @@ def run_configuration(label: str, base_dir: Path, *, extra_args: list[str], comm
             leader_samples = _measure_latency(via_leader, commits, f'{label}, leader')
             follower_samples = _measure_latency(via_follower, commits, f'{label}, follower')
             throughput = _measure_throughput(others, throughput_s)
+            term_before = _max_term(cluster)
+            load_before = os.getloadavg()[0]
             failovers = _measure_failover(cluster, prober, kills, label)
+            elections = _max_term(cluster) - term_before
+            load_after = os.getloadavg()[0]
             for robot in robots:
                 robot.client.timeout_s = 10.0
             acknowledged = {token for robot in robots for token in robot.acknowledged}
@@ -199,7 +210,12 @@ def run_configuration(label: str, base_dir: Path, *, extra_args: list[str], comm
         'failover_s': {'median': round(statistics.median(failovers), 4),
                        'max': round(max(failovers), 4),
                        'mean': round(statistics.fmean(failovers), 4),
-                       'kills': kills, 'measured': len(failovers)},
+                       'p90': round(float(np.percentile(failovers, 90)), 4),
+                       'kills': kills, 'measured': len(failovers),
+                       'terms_per_kill': round(elections / max(kills, 1), 2),
+                       'samples': [round(value, 4) for value in sorted(failovers)]},
+        'load_average_1min': {'before_failover': round(load_before, 2),
+                              'after_failover': round(load_after, 2)},
         'throughput_commits_per_s': round(throughput, 1),
         'lost_commits': len(lost),
         'conflicting_commits': len(conflicts),
@@ -221,7 +237,7 @@ def main(json_path: Path, commits: int, kills: int, throughput_s: float) -> None
     """Run the consensus benchmark and write its results."""
     logging.basicConfig(level=logging.WARNING)
     results = {'command': ' '.join(['python', 'bench/consensus.py', *sys.argv[1:]]),
-               'machine': {'cpus': __import__('os').cpu_count(),
+               'machine': {'cpus': os.cpu_count(),
                            'python': platform.python_version(),
                            'platform': platform.platform()},
                'cluster': '3 nodes, each its own process, on 127.0.0.1'}

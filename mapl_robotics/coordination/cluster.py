@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -56,7 +57,10 @@ class LocalCluster:
         self.client_addresses = [f'{host}:{port}' for port in ports[size:]]
         self.members = list(range(size))
         self.processes: dict[int, subprocess.Popen] = {}
-        self._client: LedgerClient | None = None
+        # One client per thread, because a LedgerClient's sockets are not thread-safe.
+        self._local = threading.local()
+        self._clients: list[LedgerClient] = []
+        self._clients_lock = threading.Lock()
 
     def __enter__(self) -> 'LocalCluster':
         self.start_all()
@@ -128,10 +132,12 @@ class LocalCluster:
         return process is not None and process.poll() is None
 
     def close(self) -> None:
-        """Stop every node and close the cluster's client."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Stop every node and close the cluster's clients."""
+        with self._clients_lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+        self._local = threading.local()
         for index in list(self.processes):
             self.terminate(index, timeout_s=5.0)
         self.processes.clear()
@@ -140,10 +146,14 @@ class LocalCluster:
 
     @property
     def client(self) -> LedgerClient:
-        """A client without robot identity, for status, reads and faults."""
-        if self._client is None:
-            self._client = LedgerClient(self.client_addresses, timeout_s=2.0)
-        return self._client
+        """This thread's client without robot identity, for status, reads and faults."""
+        client = getattr(self._local, 'client', None)
+        if client is None or client.addresses != self.client_addresses:
+            client = LedgerClient(list(self.client_addresses), timeout_s=2.0)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def status(self, index: int, *, timeout_s: float = 0.5) -> dict | None:
         """Return node ``index``'s status, or None if it does not reply."""

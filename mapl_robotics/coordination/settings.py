@@ -8,9 +8,9 @@ Latency choices, measured by ``bench/consensus.py`` (see docs/benchmarks.md):
 * Election timeouts of 0.15 to 0.3 s, the range the Raft paper (Ongaro and Ousterhout, 2014,
   section 9.3) found to elect a new leader within about 300 ms, with heartbeats every 0.03 s.
   pysyncobj requires the minimum timeout to exceed three heartbeat periods.
-* ``leaderFallbackTimeout`` equal to the maximum election timeout, so a leader cut off from a
-  quorum steps down in about the time the majority needs to elect a new one (pysyncobj's
-  default is 30 s).
+* ``leaderFallbackTimeout`` of 1 s, so a leader cut off from a quorum steps down soon
+  (pysyncobj's default is 30 s), but a follower reply delayed by CPU load does not make a
+  healthy leader step down.
 * ``connectionRetryTime`` of 0.1 s, so a restarted node is reconnected at once (default 5 s).
 """
 
@@ -68,6 +68,9 @@ class LedgerSettings:
     tick_s: float = 0.005
     connection_timeout_s: float = 1.0
     connection_retry_s: float = 0.1
+    leader_fallback_timeout_s: float = 1.0
+    """A leader that has no reply from a quorum for this long steps down. Reads go through the
+    log, so a cut-off leader serves no stale reads in the meantime either way."""
     ledger: LedgerConfig = LedgerConfig()
     fault_injection: bool = False
     """Accept ``fault`` requests that cut links (tests and benchmarks only)."""
@@ -100,6 +103,10 @@ class LedgerSettings:
         if not 0.0 < self.tick_s <= self.append_entries_period_s:
             raise LedgerConfigError(f'tick_s={self.tick_s} must be positive and at most '
                                     f'append_entries_period_s={self.append_entries_period_s}')
+        if not self.leader_fallback_timeout_s > self.append_entries_period_s:
+            raise LedgerConfigError(
+                f'leader_fallback_timeout_s={self.leader_fallback_timeout_s} must exceed '
+                f'append_entries_period_s={self.append_entries_period_s}')
         if self.connection_timeout_s < self.election_timeout_max_s:
             raise LedgerConfigError(
                 f'connection_timeout_s={self.connection_timeout_s} must be at least '
@@ -143,5 +150,5 @@ class LedgerSettings:
             appendEntriesUseBatch=False,
             connectionTimeout=self.connection_timeout_s,
             connectionRetryTime=self.connection_retry_s,
-            leaderFallbackTimeout=self.election_timeout_max_s,
+            leaderFallbackTimeout=self.leader_fallback_timeout_s,
             **common)

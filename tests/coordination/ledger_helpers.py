@@ -7,7 +7,7 @@ import itertools
 from mapl_robotics.coordination.ledger_state import FencingToken, LedgerState
 from mapl_robotics.coordination.protocol import generate_key_pair, sign_request
 
-__all__ = ['StateDriver', 'lane_plan', 'wait_until', 'history_tokens']
+__all__ = ['StateDriver', 'lane_plan', 'wait_until', 'history_tokens', 'same_histories']
 
 
 class StateDriver:
@@ -66,7 +66,20 @@ def wait_until(predicate, *, timeout_s: float, period_s: float = 0.05):
 
 
 def history_tokens(cluster, index: int, *, timeout_s: float = 2.0):
-    """Return node ``index``'s commit history as a list of (token, robot_id, kind) tuples."""
-    records = cluster.client.history_records(cluster.client_addresses[index],
-                                             timeout_s=timeout_s)
+    """Return node ``index``'s commit history as a list of (token, robot_id, kind) tuples,
+    or None while the node does not reply (for example, while it starts)."""
+    from mapl_robotics.errors import LedgerUnavailableError
+    try:
+        records = cluster.client.history_records(cluster.client_addresses[index],
+                                                 timeout_s=timeout_s)
+    except LedgerUnavailableError:
+        return None
     return [(tuple(record.token.to_list()), record.robot_id, record.kind) for record in records]
+
+
+def same_histories(cluster, indices):
+    """Return the nodes' histories if every node replied and all are equal, else None."""
+    histories = [history_tokens(cluster, index) for index in indices]
+    if any(history is None for history in histories):
+        return None
+    return histories if all(history == histories[0] for history in histories) else None

@@ -10,7 +10,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger_helpers import history_tokens, lane_plan, wait_until
+from ledger_helpers import lane_plan, same_histories, wait_until
 from mapl_robotics.coordination import audit_history
 from mapl_robotics.coordination.protocol import MAX_REQUEST_BYTES, encode
 from mapl_robotics.errors import LedgerRequestError, NotAuthorizedError
@@ -32,10 +32,9 @@ def test_commit_replicates_to_every_node(make_cluster, make_robot_client, fleet_
     assert result.committed
     assert result.token.index > view.token.index
     assert robot.read().robots['r1'].token == result.token
-    histories = wait_until(
-        lambda: (lambda h: h if len(set(map(tuple, h))) == 1 and len(h[0]) == 2 else None)(
-            [history_tokens(cluster, index) for index in range(3)]), timeout_s=5.0)
-    assert histories, 'replicas did not converge on the same two commits'
+    histories = wait_until(lambda: same_histories(cluster, range(3)), timeout_s=30.0)
+    assert histories, 'replicas did not converge on the same commits'
+    assert [kind for _, _, kind in histories[0]] == ['register', 'propose']
 
 
 def test_follower_forwards_to_leader(make_cluster, make_robot_client, fleet_clock):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ledger_helpers import history_tokens, lane_plan, wait_until
+from ledger_helpers import history_tokens, lane_plan, same_histories, wait_until
 from mapl_robotics.coordination import AgentSettings, RobotAgent, audit_history
 from mapl_robotics.errors import LedgerUnavailableError
 from mapl_robotics.geometry import Trajectory, World
@@ -80,9 +80,9 @@ def test_leader_kill_during_burst_loses_nothing(make_cluster, make_robot_client,
     survivors = [index for index in range(3) if index != old_leader]
     committed = {}
     for index in survivors:
-        wait_until(lambda: set(acknowledged) <= {t for t, _, _ in history_tokens(cluster, index)},
-                   timeout_s=10.0)
-        tokens = history_tokens(cluster, index)
+        wait_until(lambda: set(acknowledged) <= {
+            token for token, _, _ in history_tokens(cluster, index) or []}, timeout_s=30.0)
+        tokens = history_tokens(cluster, index, timeout_s=10.0)
         committed[index] = tokens
         missing = set(acknowledged) - {token for token, _, _ in tokens}
         assert not missing, f'node {index} lost acknowledged commits {sorted(missing)[:5]}'
@@ -139,42 +139,58 @@ def test_partition_minority_cannot_commit(make_cluster, make_robot_client, fleet
     cluster.set_blocked(0, [])
     cluster.set_blocked(1, [])
     assert _propose_leg(majority_robot, fleet_clock, 0, 0.5).committed
-    histories = wait_until(
-        lambda: (lambda h: h if h[0] == h[1] == h[2] else None)(
-            [history_tokens(cluster, index) for index in range(3)]), timeout_s=20.0)
+    histories = wait_until(lambda: same_histories(cluster, range(3)), timeout_s=30.0)
     assert histories, 'replicas disagree after the partition healed'
     assert [kind for _, robot_id, kind in histories[0] if robot_id == 'r0'] == \
         ['register', 'propose', 'propose']
 
 
+def _change_membership(cluster, op, index, *, expect_member):
+    """Send add_node or remove_node to the leader until the leader's partners reflect it.
+
+    pysyncobj denies a change while a new leader's first entry or an earlier change is not
+    yet committed, so a denial is retried.
+    """
+    address = cluster.raft_addresses[index]
+
+    def attempt():
+        leader = cluster.wait_for_leader()
+        partners = cluster.status(leader, timeout_s=5.0)['partners']
+        if (address in partners) == expect_member:
+            return True
+        reply = cluster.client.request({'op': op, 'address': address},
+                                       address=cluster.client_addresses[leader], timeout_s=10.0)
+        return reply['status'] == 'ok'
+
+    return wait_until(attempt, timeout_s=60.0, period_s=0.2)
+
+
 def test_membership_change_keeps_committing(make_cluster, make_robot_client, fleet_clock):
     cluster = make_cluster(3)
-    leader = cluster.wait_for_leader()
+    cluster.wait_for_leader()
     (robot,) = _register_lanes(cluster, make_robot_client, fleet_clock, 1)
     new_index = cluster.add_slot()
     cluster.start(new_index, peers=[0, 1, 2, new_index])
-    reply = cluster.client.request({'op': 'add_node',
-                                    'address': cluster.raft_addresses[new_index]},
-                                   address=cluster.client_addresses[leader], timeout_s=10.0)
-    assert reply['status'] == 'ok', reply
+    assert _change_membership(cluster, 'add_node', new_index, expect_member=True)
     cluster.members.append(new_index)
     assert _propose_leg(robot, fleet_clock, 0, 2.0).committed
-    assert wait_until(lambda: history_tokens(cluster, new_index) == history_tokens(cluster, 0),
-                      timeout_s=30.0)
+    assert wait_until(lambda: same_histories(cluster, [0, new_index]), timeout_s=60.0)
     status = cluster.status(new_index, timeout_s=5.0)
     assert len(status['partners']) == 3
-    # Remove a follower that is not the new node; the cluster of three keeps committing.
-    removed = next(index for index in range(3) if index != leader)
+
+    # Remove a follower that is not the new node; the remaining three keep committing.
     leader = cluster.wait_for_leader()
-    reply = cluster.client.request({'op': 'remove_node',
-                                    'address': cluster.raft_addresses[removed]},
-                                   address=cluster.client_addresses[leader], timeout_s=10.0)
-    assert reply['status'] == 'ok', reply
+    removed = next(index for index in range(3) if index != leader)
+    assert _change_membership(cluster, 'remove_node', removed, expect_member=False)
     cluster.terminate(removed)
     assert _propose_leg(robot, fleet_clock, 0, 0.5).committed
     remaining = [index for index in cluster.members if index != removed]
-    assert wait_until(lambda: all(len(cluster.status(i, timeout_s=5.0)['partners']) == 2
-                                  for i in remaining), timeout_s=30.0)
+
+    def two_partners_each():
+        statuses = [cluster.status(index, timeout_s=5.0) for index in remaining]
+        return all(status is not None and len(status['partners']) == 2 for status in statuses)
+
+    assert wait_until(two_partners_each, timeout_s=30.0)
 
 
 def test_membership_requests_need_admin(make_cluster):

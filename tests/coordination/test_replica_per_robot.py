@@ -6,18 +6,24 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 from mapl_robotics.coordination import free_ports
 
 # One robot process: a LedgerNode served from a background thread, and a robot client that
 # talks to its own node first. It prints the committed tokens as JSON and exits.
 ROBOT_PROCESS = textwrap.dedent('''
-    import json, sys, time
+    import json, pathlib, sys, time
     from mapl_robotics.coordination import (LedgerClient, LedgerSettings, generate_key_pair)
     from mapl_robotics.coordination.ledger_node import LedgerNode
     from mapl_robotics.geometry import Trajectory
 
-    lane, raft, peers, client_addresses, journal = json.loads(sys.argv[1])
+    lane, raft, peers, client_addresses, journal, origin = json.loads(sys.argv[1])
+
+    def fleet_clock():
+        # Every robot process on this host shares the wall clock and the test's origin.
+        return time.time() - origin
+
     node = LedgerNode(LedgerSettings(self_address=raft, peers=tuple(peers),
                                      client_address=client_addresses[lane],
                                      journal_dir=journal)).start()
@@ -29,28 +35,36 @@ ROBOT_PROCESS = textwrap.dedent('''
     tokens = []
     try:
         result = client.register(radius_m=0.3, max_speed_mps=1.0, pose=(0.0, 2.0 * lane, 0.0),
-                                 now_s=1.0)
+                                 now_s=fleet_clock())
         tokens.append(result.token.to_list())
         trajectory = result.trajectory
         for leg in range(3):
-            t0 = 2.0 + 3.0 * leg
+            now_s = fleet_clock()
+            t0 = now_s + 0.5
             start = trajectory.position_at(t0)
             target = 1.0 if leg % 2 == 0 else 0.0
             plan = Trajectory.from_samples([(t0, *start, 0.0), (t0 + 2.0, target, 2.0 * lane,
                                                                 0.0)])
-            result = client.propose(plan, base_version=0, now_s=t0 - 0.5)
+            result = client.propose(plan, base_version=0, now_s=now_s)
             assert result.committed, result
             tokens.append(result.token.to_list())
             trajectory = result.trajectory
-        deadline = time.monotonic() + 60.0
+        # Wait until all three robots finished their legs (each ends at x = 1 m).
+        deadline = time.monotonic() + 120.0
         while time.monotonic() < deadline:
-            if len(client.read(full=True).robots) == 3:
+            robots = client.read(full=True).robots
+            if len(robots) == 3 and all(abs(view.trajectory.end_xy_m[0] - 1.0) < 1e-9
+                                        for view in robots.values()):
                 break
             time.sleep(0.05)
-        # Stay up until every robot has seen all three, so no replica leaves early.
-        time.sleep(2.0)
         print(json.dumps({'tokens': tokens,
                           'robots': sorted(client.read(full=True).robots)}))
+        sys.stdout.flush()
+        # Keep this replica up until every robot process has printed, so none loses quorum.
+        done = pathlib.Path(journal).parent
+        (done / f'done{lane}').touch()
+        while time.monotonic() < deadline and len(list(done.glob('done*'))) < 3:
+            time.sleep(0.05)
     finally:
         client.close()
         node.stop()
@@ -62,10 +76,11 @@ def test_robot_processes_each_host_a_replica(tmp_path):
     raft = [f'127.0.0.1:{port}' for port in ports[:3]]
     clients = [f'127.0.0.1:{port}' for port in ports[3:]]
     processes = []
+    origin = time.time() - 1.0
     try:
         for lane in range(3):
             argument = json.dumps([lane, raft[lane], [a for a in raft if a != raft[lane]],
-                                   clients, str(tmp_path / f'robot{lane}')])
+                                   clients, str(tmp_path / f'robot{lane}'), origin])
             processes.append(subprocess.Popen([sys.executable, '-c', ROBOT_PROCESS, argument],
                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                               text=True))

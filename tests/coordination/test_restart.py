@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from ledger_helpers import history_tokens, lane_plan, wait_until
+from ledger_helpers import history_tokens, lane_plan, same_histories, wait_until
 from mapl_robotics.coordination import audit_history
 from mapl_robotics.errors import LedgerUnavailableError
 from mapl_robotics.geometry import Trajectory
@@ -67,7 +67,9 @@ def test_full_cluster_sigkill_keeps_commits(make_cluster, make_robot_client, fle
         cluster.set_blocked(index, [lagging])
     _commit_legs(robots, fleet_clock, 6, acknowledged)
     terms_before = {index: _node_term(cluster, index) for index in range(3)}
-    lagging_tokens = {token for token, _, _ in history_tokens(cluster, lagging)}
+    lagging_history = history_tokens(cluster, lagging, timeout_s=10.0)
+    assert lagging_history is not None
+    lagging_tokens = {token for token, _, _ in lagging_history}
     assert not set(acknowledged[-6:]) & lagging_tokens
 
     for index in range(3):
@@ -90,10 +92,10 @@ def test_full_cluster_sigkill_keeps_commits(make_cluster, make_robot_client, fle
     expected = set(acknowledged) | set(after_restart)
 
     def converged():
-        histories = [history_tokens(cluster, index) for index in range(3)]
-        tokens = {token for token, _, _ in histories[0]}
-        return histories if histories[0] == histories[1] == histories[2] \
-            and expected <= tokens else None
+        histories = same_histories(cluster, range(3))
+        if histories is None:
+            return None
+        return histories if expected <= {token for token, _, _ in histories[0]} else None
 
     histories = wait_until(converged, timeout_s=60.0, period_s=0.2)
     assert histories, 'nodes did not converge on every acknowledged commit after the restart'
@@ -157,8 +159,6 @@ def test_restart_mid_election_never_votes_twice(make_cluster, make_robot_client,
             votes[int(term)].add(candidate)
         double = {term: candidates for term, candidates in votes.items() if len(candidates) > 1}
         assert not double, f'node {index} voted twice: {double}'
-    histories = wait_until(
-        lambda: (lambda h: h if h[0] == h[1] == h[2] else None)(
-            [history_tokens(cluster, index) for index in range(3)]), timeout_s=30.0)
+    histories = wait_until(lambda: same_histories(cluster, range(3)), timeout_s=60.0)
     assert histories
     assert set(acknowledged) <= {token for token, _, _ in histories[0]}
