@@ -143,8 +143,8 @@ class PlannerSettings:
     max_iterations: int = 20_000
     rewire_radius_m: float = 5.0
     rrt_star_refine_iterations: int = 300
-    smoothing_iterations: int = 2
-    shortcut_batch: int = 128
+    smoothing_iterations: int = 1
+    shortcut_batch: int = 256
     sample_dt_s: float = 0.2
     corner_rule: str = 'stop'
     horizon_s: float = 120.0

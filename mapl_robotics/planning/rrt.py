@@ -229,21 +229,20 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
     fractions = np.asarray(_EXTEND_FRACTIONS)
     probe_fractions = np.asarray(PROBE_FRACTIONS)
     probe_count = len(probe_fractions)
-    # Deferred growth: tree index, parent node and target point of edges to check next round.
-    # A target that is a node of the other tree joins the trees when free.
-    pending_tree = np.array([0])
+    # Deferred growth of tree ``pending_owner``: parent nodes and target points of edges to
+    # check next round. A target that is a node of the other tree (``pending_join``) joins the
+    # trees when its edge is free; -1 marks plain growth.
+    pending_owner = 0
     pending_parent = np.array([0])
     pending_target = goal[None, :].copy()
-    pending_join = np.array([0])  # node of the other tree, or -1 for plain growth
+    pending_join = np.array([0])
     iterations = 0
     while True:
         out_of_budget = iterations >= budget.max_iterations or budget.expired()
         count = 0 if out_of_budget else min(batch, budget.max_iterations - iterations)
         iterations += count
-        pending_from = np.array([trees[tree].xy_m[node] for tree, node in
-                                 zip(pending_tree.tolist(), pending_parent.tolist())]
-                                ).reshape(-1, 2)
-        starts, ends = [pending_from], [pending_target]
+        starts = [trees[pending_owner].xy_m[pending_parent]]
+        ends = [pending_target]
         if count:
             tree_a, tree_b = trees[active], trees[1 - active]
             samples = sampler.draw_many(count)
@@ -263,62 +262,60 @@ def _rrt_connect(checker, start, goal, settings, rng, budget):
         if len(all_starts) == 0:
             break
         free = edges_free(checker, all_starts, np.concatenate(ends))
-        pending_free = free[:len(pending_tree)]
+        pending_count = len(pending_parent)
+        pending_free = free[:pending_count]
         joined = pending_free & (pending_join >= 0)
         if np.any(joined):
-            index = np.flatnonzero(joined)
-            start_nodes = np.where(pending_tree[index] == 0, pending_parent[index],
-                                   pending_join[index])
-            goal_nodes = np.where(pending_tree[index] == 0, pending_join[index],
-                                  pending_parent[index])
+            owner_nodes = pending_parent[joined]
+            other_nodes = pending_join[joined]
+            start_nodes, goal_nodes = ((owner_nodes, other_nodes) if pending_owner == 0
+                                       else (other_nodes, owner_nodes))
             total = (trees[0].cost_m[start_nodes] + trees[1].cost_m[goal_nodes]
                      + np.linalg.norm(trees[0].xy_m[start_nodes] - trees[1].xy_m[goal_nodes],
                                       axis=1))
             best = int(np.argmin(total))
             path = _join(trees[0], int(start_nodes[best]), trees[1], int(goal_nodes[best]))
             return path, iterations, trees[0].count + trees[1].count
-        for index in np.flatnonzero(pending_free).tolist():
-            trees[pending_tree[index]].add(pending_target[index].copy(),
-                                           int(pending_parent[index]))
+        trees[pending_owner].add_many(pending_target[pending_free],
+                                      pending_parent[pending_free])
         if not count:
             break
-        free = free[len(pending_tree):]
+        free = free[pending_count:]
         extend_count = len(fractions) * count
         choice = _longest_free(free[:extend_count], count)
         step_free = free[extend_count:extend_count + count]
         step_joins = np.all(step_b == full_a, axis=1)
-        grown_b = step_free & ~step_joins
         probes_free = free[extend_count + count:].reshape(count, probe_count)
-        next_tree, next_parent, next_target, next_join = [], [], [], []
-        for index in np.flatnonzero(choice >= 0).tolist():
-            node = tree_a.add(new[choice[index] * count + index], int(near_a[index]))
-            if choice[index] != 0:
-                continue
-            if step_joins[index] and step_free[index]:
-                # The new node was within one step of the other tree, and that step is free.
-                pair = (node, int(near_b[index]))
-                start_node, goal_node = pair if active == 0 else pair[::-1]
-                path = _join(trees[0], start_node, trees[1], goal_node)
-                return path, iterations, trees[0].count + trees[1].count
-            # The other tree grows along the straight edge to the new node up to its first
-            # blocked probe. With no blocked probe, that edge would join the trees.
-            blocked = np.flatnonzero(~probes_free[index])
-            reach = 1.0 if blocked.size == 0 else (
-                probe_fractions[blocked[0] - 1] if blocked[0] > 0 else 0.0)
-            distance_m = float(np.hypot(*(full_a[index] - from_b[index])))
-            if reach * distance_m <= step_m:
-                # No further than the step already checked in this call.
-                continue
-            next_tree.append(1 - active)
-            next_parent.append(int(near_b[index]))
-            next_target.append(from_b[index] + reach * (full_a[index] - from_b[index]))
-            next_join.append(node if reach == 1.0 else -1)
-        for index in np.flatnonzero(grown_b).tolist():
-            tree_b.add(step_b[index], int(near_b[index]))
-        pending_tree = np.asarray(next_tree, dtype=np.int64)
-        pending_parent = np.asarray(next_parent, dtype=np.int64)
-        pending_target = np.asarray(next_target, dtype=float).reshape(-1, 2)
-        pending_join = np.asarray(next_join, dtype=np.int64)
+        extended = np.flatnonzero(choice >= 0)
+        node_of = np.full(count, -1)
+        node_of[extended] = tree_a.add_many(new[choice[extended] * count + extended],
+                                            near_a[extended])
+        whole = extended[choice[extended] == 0]
+        immediate = whole[step_joins[whole] & step_free[whole]]
+        if immediate.size:
+            # A new node was within one step of the other tree, and that step is free.
+            index = int(immediate[0])
+            pair = (int(node_of[index]), int(near_b[index]))
+            start_node, goal_node = pair if active == 0 else pair[::-1]
+            path = _join(trees[0], start_node, trees[1], goal_node)
+            return path, iterations, trees[0].count + trees[1].count
+        # The other tree grows along the straight edge to each new node up to the first
+        # blocked probe. With no blocked probe, that edge would join the trees.
+        blocked = ~probes_free[whole]
+        first_blocked = np.where(blocked.any(axis=1), blocked.argmax(axis=1), probe_count)
+        reach = np.where(first_blocked == probe_count, 1.0,
+                         probe_fractions[np.maximum(first_blocked - 1, 0)]
+                         * (first_blocked > 0))
+        distance_m = np.linalg.norm(full_a[whole] - from_b[whole], axis=1)
+        # Growth no further than the step already checked in this call is left out.
+        onward = reach * distance_m > step_m
+        chosen = whole[onward]
+        pending_owner = 1 - active
+        pending_parent = near_b[chosen]
+        pending_target = from_b[chosen] + reach[onward, None] * (full_a[chosen] - from_b[chosen])
+        pending_join = np.where(reach[onward] == 1.0, node_of[chosen], -1)
+        grown = np.flatnonzero(step_free & ~step_joins)
+        tree_b.add_many(step_b[grown], near_b[grown])
         active = 1 - active
     return None, iterations, trees[0].count + trees[1].count
 

@@ -106,7 +106,7 @@ def _with_edge_points(path: np.ndarray, rng: np.random.Generator, per_edge: int)
 
 
 def shortcut_smooth(checker: CollisionChecker, xy_m, *, rng: np.random.Generator,
-                    iterations: int = 2, batch: int = 32) -> np.ndarray:
+                    iterations: int = 1, batch: int = 256) -> np.ndarray:
     """Shorten a collision-free polyline with batched shortcuts.
 
     The path first keeps the shortest route through its own vertices. Then each of

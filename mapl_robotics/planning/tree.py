@@ -50,6 +50,23 @@ class SearchTree:
         self.count += 1
         return index
 
+    def add_many(self, xy_m: np.ndarray, parents: np.ndarray) -> np.ndarray:
+        """Add nodes under existing parents and return their indices."""
+        count = len(xy_m)
+        while self.count + count > len(self.xy_m):
+            self._grow()
+        indices = np.arange(self.count, self.count + count)
+        parents = np.asarray(parents, dtype=np.int64)
+        self.xy_m[indices] = xy_m
+        self.parent[indices] = parents
+        edge_m = np.linalg.norm(xy_m - self.xy_m[parents], axis=1)
+        self.cost_m[indices] = self.cost_m[parents] + edge_m
+        self.children.extend(set() for _ in range(count))
+        for index, parent in zip(indices.tolist(), parents.tolist()):
+            self.children[parent].add(index)
+        self.count += count
+        return indices
+
     def nearest(self, xy_m: np.ndarray) -> int:
         delta = self.xy_m[:self.count] - xy_m
         return int(np.argmin(np.einsum('ij,ij->i', delta, delta)))
