@@ -182,8 +182,13 @@ class CollisionMonitor:
                 record(f'robot-{info_b.kind}', info_a.name, other, -distance_m, 'contact')
 
     def _check_swept_static(self, previous_xy_m, current_xy_m, record) -> None:
+        # A robot that did not move was checked at this pose in an earlier step (and PyBullet
+        # contacts cover it every step), so only moving robots need the swept query.
+        moved = np.any(previous_xy_m != current_xy_m, axis=1) | (self.steps_checked == 0)
         for radius_m, checker in self._checkers.items():
-            index = np.flatnonzero(self.radii_m == radius_m)
+            index = np.flatnonzero((self.radii_m == radius_m) & moved)
+            if index.size == 0:
+                continue
             free = checker.segments_free(previous_xy_m[index], current_xy_m[index])
             for robot_index in index[~free]:
                 record('robot-static', self.robot_ids[robot_index], 'map',

@@ -42,14 +42,15 @@ class ArrivalTracker:
 
     def __init__(self, goals_xy_m: Mapping[str, Sequence[float]], *,
                  tolerance_m: float = 0.1, rest_speed_mps: float = 0.05) -> None:
-        self.goals_xy_m = {robot: np.asarray(goal, dtype=float)
+        self.goals_xy_m = {robot: (float(goal[0]), float(goal[1]))
                            for robot, goal in goals_xy_m.items()}
         self.tolerance_m = float(tolerance_m)
         self.rest_speed_mps = float(rest_speed_mps)
         self.arrival_s: dict[str, float | None] = {robot: None for robot in goals_xy_m}
 
     def update(self, t_s: float, robot_id: str, xy_m, speed_mps: float) -> None:
-        at_goal = (float(np.linalg.norm(np.asarray(xy_m) - self.goals_xy_m[robot_id]))
+        goal = self.goals_xy_m[robot_id]
+        at_goal = (math.hypot(float(xy_m[0]) - goal[0], float(xy_m[1]) - goal[1])
                    <= self.tolerance_m and abs(speed_mps) <= self.rest_speed_mps)
         if at_goal and self.arrival_s[robot_id] is None:
             self.arrival_s[robot_id] = float(t_s)
