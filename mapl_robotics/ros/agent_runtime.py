@@ -26,7 +26,7 @@ from mapl_robotics.coordination.ledger_node import LedgerNode
 from mapl_robotics.coordination.ledger_state import FencingToken, LedgerConfig
 from mapl_robotics.coordination.protocol import generate_key_pair
 from mapl_robotics.coordination.settings import LedgerSettings, client_address_for
-from mapl_robotics.errors import RosBridgeError
+from mapl_robotics.errors import LedgerError, RosBridgeError
 from mapl_robotics.geometry import Trajectory, World
 from mapl_robotics.planning import PlannerSettings, RobotModel
 from mapl_robotics.ros.diagnostics import RobotReport
@@ -37,6 +37,8 @@ _LOG = logging.getLogger(__name__)
 
 _LATENCY_WINDOW = 200
 _KEY_FILE = 'robot_signing.key'
+# Longest wait at start-up for the ledger to say whether the robot is already registered.
+_STARTUP_READ_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,13 +142,39 @@ class AgentRuntime:
             [client_address_for(address) for address in settings.ledger_addresses],
             robot_id=settings.robot_name, private_key=private_key,
             latency_bound_ms=1000.0 * settings.latency_bound_s)
-        start_xy = settings.start_pose[:2]
         self.agent = RobotAgent(
             settings.robot_name, robot=settings.robot, world=self.world,
-            start_pose=settings.start_pose, goal_xy_m=start_xy, client=self.client,
+            start_pose=settings.start_pose, goal_xy_m=self._initial_goal_xy(),
+            client=self.client,
             rng=np.random.default_rng(settings.seed),
             settings=AgentSettings(clearance_m=settings.clearance_m),
             planner_settings=settings.planner, moving_obstacles=self.moving_obstacles)
+
+    def _initial_goal_xy(self) -> tuple[float, float]:
+        """Return where the robot should be before any goal arrives.
+
+        A new robot stays at its start pose. A restarted agent whose robot the ledger already
+        knows keeps the end of its committed trajectory, so that it does not drive back to the
+        start. The quorum read waits for a ledger leader, at most ``_STARTUP_READ_S``.
+        """
+        start_xy = (float(self.settings.start_pose[0]), float(self.settings.start_pose[1]))
+        deadline_s = time.monotonic() + _STARTUP_READ_S
+        while time.monotonic() < deadline_s:
+            try:
+                view = self.client.read(timeout_s=max(0.1, deadline_s - time.monotonic()))
+            except LedgerError as error:
+                _LOG.debug('startup read of the ledger failed: %s', error)
+                continue
+            robot = view.robots.get(self.settings.robot_name)
+            if robot is None:
+                return start_xy
+            end_x_m, end_y_m = (float(v) for v in robot.trajectory.end_xy_m)
+            _LOG.info('%s is already registered; it keeps its committed plan to (%.3f, %.3f)',
+                      self.settings.robot_name, end_x_m, end_y_m)
+            return end_x_m, end_y_m
+        _LOG.warning('no ledger leader within %.1f s of start-up; %s assumes it is new and '
+                     'holds at its start pose', _STARTUP_READ_S, self.settings.robot_name)
+        return start_xy
 
     def _signing_key(self) -> bytes:
         """Return the robot's Ed25519 private key, kept in ``ledger.journal_dir`` if one is set.
