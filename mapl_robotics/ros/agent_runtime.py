@@ -37,7 +37,7 @@ _LOG = logging.getLogger(__name__)
 
 _LATENCY_WINDOW = 200
 _KEY_FILE = 'robot_signing.key'
-# Longest wait at start-up for the ledger to say whether the robot is already registered.
+# Maximum wait at start-up for the ledger to tell whether the robot is already registered.
 _STARTUP_READ_S = 5.0
 
 
@@ -118,7 +118,7 @@ class TimedLedgerClient(LedgerClient):
 
 
 class AgentRuntime:
-    """Owns the robot's ledger replica (if any), its ledger client and its RobotAgent."""
+    """Owner of the robot's ledger replica (if any), its ledger client and its RobotAgent."""
 
     def __init__(self, settings: RuntimeSettings, *, world: World, moving_obstacles=(),
                  clock_s: Callable[[], float]) -> None:
@@ -153,8 +153,8 @@ class AgentRuntime:
     def _initial_goal_xy(self) -> tuple[float, float]:
         """Return where the robot should be before any goal arrives.
 
-        A new robot stays at its start pose. A restarted agent whose robot the ledger already
-        knows keeps the end of its committed trajectory, so that it does not drive back to the
+        A new robot stays at its start pose. A restarted agent whose robot the ledger has already
+        registered keeps the end of its committed trajectory, so that it does not drive back to the
         start. The quorum read waits for a ledger leader, at most ``_STARTUP_READ_S``.
         """
         start_xy = (float(self.settings.start_pose[0]), float(self.settings.start_pose[1]))
@@ -180,7 +180,7 @@ class AgentRuntime:
         """Return the robot's Ed25519 private key, kept in ``ledger.journal_dir`` if one is set.
 
         The ledger accepts requests for a robot only with the key it registered with, so a
-        respawned agent must sign with the same key; without a journal folder the key lives
+        respawned agent must sign with the same key. Without a journal folder the key lives
         only as long as the process.
         """
         if not self.settings.journal_dir:
@@ -190,7 +190,7 @@ class AgentRuntime:
             key = path.read_bytes()
             if len(key) != 32:
                 raise RosBridgeError(
-                    f'signing key file {path} holds {len(key)} bytes, not the 32 of an Ed25519 '
+                    f'signing key file {path} contains {len(key)} bytes, not the 32 of an Ed25519 '
                     'private key; delete it to let the agent create a new one (the robot must '
                     'then be registered anew)')
             return key
