@@ -139,6 +139,7 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
     ports = {node_id: free_port() for node_id in ids}
     start_at_s = time.time() + 10.0
     processes = {}
+    logs = []
     for index, node_id in enumerate(ids):
         args = [sys.executable, '-c', 'from mapl_robotics.cli import main; main()',
                 '--log-level', 'error', 'mesh', 'node', '--id', node_id,
@@ -152,9 +153,10 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
                 '--metrics-json', str(folder / f'{node_id}.json')]
         args += [part for other in ids if other != node_id
                  for part in ('--peer', f'{other}=tcp://127.0.0.1:{ports[other]}')]
+        stderr = open(folder / f'{node_id}.err', 'w', encoding='utf-8')
+        logs.append(stderr)
         processes[node_id] = subprocess.Popen(args, start_new_session=True,
-                                              stdout=subprocess.DEVNULL,
-                                              stderr=open(folder / f'{node_id}.err', 'w'))
+                                              stdout=subprocess.DEVNULL, stderr=stderr)
     limit_s = time.monotonic() + 10.0 + send_s + deadline_ms / 1e3 + 60.0
     with tqdm(total=len(ids), desc=name, unit='peer') as progress:
         try:
@@ -169,6 +171,8 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
                 if process.poll() is None:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            for log in logs:
+                log.close()
     return summarize(folder, ids, send_s)
 
 

@@ -75,12 +75,32 @@ def mesh_nodes(tmp_path: Path):
         node.close()
 
 
+class _TrackedContext:
+    """A ZeroMQ context that keeps every socket it made, so that none is garbage-collected
+    unclosed during a test, and closes them all at teardown."""
+
+    def __init__(self) -> None:
+        self.context = zmq.Context()
+        self.sockets: list[zmq.Socket] = []
+
+    def socket(self, socket_type: int) -> zmq.Socket:
+        sock = self.context.socket(socket_type)
+        sock.linger = 0
+        self.sockets.append(sock)
+        return sock
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close(linger=0)
+        self.context.term()
+
+
 @pytest.fixture
 def zmq_context():
-    """A ZeroMQ context for raw test sockets; every socket is closed at teardown."""
-    context = zmq.Context()
+    """A context for raw test sockets; every socket is closed at teardown."""
+    context = _TrackedContext()
     yield context
-    context.destroy(linger=0)
+    context.close()
 
 
 def mapl_command(*args: str) -> list[str]:
@@ -91,10 +111,15 @@ def mapl_command(*args: str) -> list[str]:
 def processes():
     """Start subprocesses that are killed (whole process group) at teardown."""
     started: list[subprocess.Popen] = []
+    logs = []
 
-    def spawn(args: list[str], **kwargs) -> subprocess.Popen:
+    def spawn(args: list[str], *, stderr_path: Path | None = None) -> subprocess.Popen:
+        stderr = subprocess.DEVNULL
+        if stderr_path is not None:
+            stderr = open(stderr_path, 'w', encoding='utf-8')
+            logs.append(stderr)
         process = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
-                                   stderr=kwargs.pop('stderr', subprocess.DEVNULL), **kwargs)
+                                   stderr=stderr)
         started.append(process)
         return process
 
@@ -103,6 +128,8 @@ def processes():
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+    for log in logs:
+        log.close()
 
 
 def wait_for(predicate, *, timeout_s: float, interval_s: float = 0.01) -> bool:

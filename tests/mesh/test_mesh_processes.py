@@ -58,7 +58,7 @@ def test_sixteen_peers_lossy_exactly_once(tmp_path, mapl, port, processes):
                  '--acked-log', str(tmp_path / f'{node_id}.acked'),
                  '--metrics-json', str(tmp_path / f'{node_id}.json')]
         started[node_id] = processes(node_args(mapl, node_id, ports, key_folder, extra),
-                                     stderr=open(tmp_path / f'{node_id}.err', 'w'))
+                                     stderr_path=tmp_path / f'{node_id}.err')
     for node_id, process in started.items():
         code = wait_exit(process, 120)
         assert code == 0, (node_id, (tmp_path / f'{node_id}.err').read_text()[-2000:])
@@ -117,14 +117,14 @@ def test_restarted_receiver_loses_nothing_acknowledged(tmp_path, mapl, port, pro
     def start_receiver(incarnation: int):
         return processes(node_args(mapl, 'b', ports, key_folder, [
             '--delivered-log', str(tmp_path / f'b{incarnation}.delivered')]),
-            stderr=open(tmp_path / f'b{incarnation}.err', 'w'))
+            stderr_path=tmp_path / f'b{incarnation}.err')
 
     receiver = start_receiver(1)
     sender = processes(node_args(mapl, 'a', ports, key_folder, [
         '--send-s', '3', '--linger-s', '0.5', '--deadline-ms', '4000', '--plan-count', '300',
         '--acked-log', str(tmp_path / 'a.acked'),
         '--metrics-json', str(tmp_path / 'a.json')]),
-        stderr=open(tmp_path / 'a.err', 'w'))
+        stderr_path=tmp_path / 'a.err')
     first_log = tmp_path / 'b1.delivered'
     deadline_s = time.monotonic() + 60
     while len(read_lines(first_log)) < 60 and time.monotonic() < deadline_s:
