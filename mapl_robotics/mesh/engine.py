@@ -330,6 +330,9 @@ class Engine:
             self._enqueue(peer, lane, pending, now_s)
 
     def _flush_data(self, now_s: float) -> None:
+        # NOTE: priority order holds for what this node still queues. Packets already handed
+        # to ZeroMQ leave in FIFO order per peer, so an emergency stop can wait behind at most
+        # the packets sent in earlier iterations that the socket has not written yet.
         for lane in _LANES:
             queue = self._send_queue[lane]
             if not queue:
