@@ -15,9 +15,11 @@ from mapl_robotics.errors import MaplError
 from mapl_robotics.mesh.config import MeshConfig, PeerConfig
 from mapl_robotics.mesh.delivery import RetryPolicy
 from mapl_robotics.mesh.faults import FaultConfig
+from mapl_robotics.mesh.fleet import mesh_config_from_spec
 from mapl_robotics.mesh.loadgen import DeliveryRecorder, LoadSettings, run_load
 from mapl_robotics.mesh.node import MeshNode
 from mapl_robotics.mesh.security import FleetKeyring, load_keypair
+from mapl_robotics.spec import load_spec
 
 _log = logging.getLogger(__name__)
 
@@ -55,6 +57,10 @@ class _SkewedClock:
               help='Endpoint of the inbound ROUTER socket (loopback by default).')
 @click.option('--peer', 'peer_values', multiple=True,
               help='A peer as ID=ENDPOINT; repeat for each peer.')
+@click.option('--spec', 'spec_path', type=click.Path(exists=True, dir_okay=False),
+              default=None,
+              help='Fleet spec: take endpoints, peers, timing and security from its mesh '
+                   'section (--bind, --peer, --heartbeat-ms and the fault options are ignored).')
 @click.option('--keys-dir', type=click.Path(exists=True, file_okay=False, path_type=Path),
               help='Folder from `mapl keys generate`: ID.key_secret for this node and the '
                    '*.key files of every allowed node.')
@@ -107,7 +113,8 @@ class _SkewedClock:
 @click.option('--buffer-logs', is_flag=True,
               help='Buffer the log files instead of flushing each line (benchmarks).')
 @click.option('--progress', is_flag=True, help='Show a progress bar while sending.')
-def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], keys_dir: Path | None,
+def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], spec_path: str | None,
+         keys_dir: Path | None,
          insecure: bool, reference_id: str | None, clock_skew_s: float, heartbeat_ms: float,
          drop_p: float, duplicate_p: float, reorder_p: float, delay_p: float,
          max_delay_ms: float, seed: int, targets: tuple[str, ...], send_s: float,
@@ -117,13 +124,19 @@ def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], keys_di
          run_s: float | None, buffer_logs: bool, progress: bool) -> None:
     """Run one mesh peer, optionally sending load, until done or SIGTERM."""
     try:
-        config = _build_config(
-            node_id=node_id, bind_endpoint=bind_endpoint, peers=_parse_peers(peer_values),
-            keys_dir=keys_dir, insecure=insecure, reference_id=reference_id,
-            clock_skew_s=clock_skew_s, heartbeat_s=heartbeat_ms / 1e3,
-            faults=FaultConfig(drop_p=drop_p, duplicate_p=duplicate_p, reorder_p=reorder_p,
-                               delay_p=delay_p, max_delay_s=max_delay_ms / 1e3),
-            seed=seed, deadline_s=deadline_ms / 1e3)
+        if spec_path is not None:
+            config = mesh_config_from_spec(load_spec(spec_path), node_id, keys_dir=keys_dir,
+                                           clock=_SkewedClock(clock_skew_s))
+        else:
+            config = _build_config(
+                node_id=node_id, bind_endpoint=bind_endpoint,
+                peers=_parse_peers(peer_values), keys_dir=keys_dir, insecure=insecure,
+                reference_id=reference_id, clock_skew_s=clock_skew_s,
+                heartbeat_s=heartbeat_ms / 1e3,
+                faults=FaultConfig(drop_p=drop_p, duplicate_p=duplicate_p,
+                                   reorder_p=reorder_p, delay_p=delay_p,
+                                   max_delay_s=max_delay_ms / 1e3),
+                seed=seed, deadline_s=deadline_ms / 1e3)
         mesh_node = MeshNode(config).start()
     except MaplError as error:
         raise click.ClickException(str(error)) from error

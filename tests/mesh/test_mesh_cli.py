@@ -61,3 +61,31 @@ def test_mesh_node_runs_and_reports(tmp_path):
     summary = json.loads(metrics_path.read_text())
     assert summary['node'] == 'r0'
     assert summary['delivered'] == 0
+
+
+def test_mesh_node_from_spec(tmp_path, port):
+    from pathlib import Path
+
+    import yaml
+
+    from mapl_robotics.mesh import write_keypair
+    from mapl_robotics.spec import load_spec
+
+    example = Path(__file__).resolve().parents[2] / 'docs/examples/warehouse_fleet.yaml'
+    document = yaml.safe_load(example.read_text())
+    # A free port instead of the example's fixed one, so parallel runs do not collide.
+    document.setdefault('mesh', {})['base_port'] = port()
+    spec_path = tmp_path / 'fleet.yaml'
+    spec_path.write_text(yaml.safe_dump(document))
+    spec = load_spec(spec_path)
+    for node_id in spec.mesh_node_ids:
+        write_keypair(tmp_path / 'keys', node_id)
+    metrics_path = tmp_path / 'metrics.json'
+    node_id = spec.mesh_node_ids[0]
+    result = CliRunner().invoke(main, ['mesh', 'node', '--id', node_id, '--spec',
+                                       str(spec_path), '--keys-dir', str(tmp_path / 'keys'),
+                                       '--run-s', '0.2', '--metrics-json', str(metrics_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(metrics_path.read_text())
+    assert summary['node'] == node_id
+    assert set(summary['metrics']['breakers']) == set(spec.mesh_node_ids) - {node_id}
