@@ -132,3 +132,28 @@ def test_unknown_sender_dropped(mesh_nodes, zmq_context, poll):
     raw.send_multipart(forged_packet('stranger'))
     assert poll(lambda: counter(nodes['b'], 'unknown_sender') == 1, timeout_s=10)
     assert_still_serving(nodes)
+
+
+def test_restarted_sender_new_session(mesh_nodes, zmq_context, poll):
+    """A restarted sender starts a new session; stragglers from the old one are dropped."""
+    from mapl_robotics.mesh import MeshNode
+
+    nodes = mesh_nodes(['a', 'b'], secure=False)
+    received = []
+    nodes['b'].subscribe(received.append)
+    assert nodes['a'].send('b', 'plan', {'n': 1}, deadline_s=5.0).result(timeout=10).delivered
+    old_session = nodes['a'].session
+    nodes['a'].close()
+    restarted = MeshNode(nodes['a'].config).start()
+    try:
+        assert restarted.session > old_session
+        report = restarted.send('b', 'plan', {'n': 2}, deadline_s=5.0).result(timeout=10)
+        assert report.seq == 1
+        raw = zmq_context.socket(zmq.DEALER)
+        raw.connect(nodes['b'].endpoint)
+        raw.send_multipart(forged_packet('a', seq=2, session=old_session))
+        assert poll(lambda: counter(nodes['b'], 'stale_session_dropped') >= 1, timeout_s=10)
+        assert [message.payload for message in received] == [{'n': 1}, {'n': 2}]
+        assert [message.session for message in received] == [old_session, restarted.session]
+    finally:
+        restarted.close()
