@@ -52,6 +52,7 @@ setup(
         'setuptools',
         'numpy>=1.24',
         'scipy>=1.10',
+        'numba>=0.60',
         'shapely>=2.0',
         'pyzmq>=25',
         'pysyncobj>=0.3.12',

@@ -66,6 +66,18 @@ class ClearanceField:
     def cell_count(self) -> int:
         return int(self._lower_flat.size)
 
+    def kernel_arguments(self) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+        """Return the field as :mod:`~mapl_robotics.geometry.field_kernels` takes it.
+
+        ``(lower_flat, upper_flat, rows, cols, grid)``, where the flat arrays hold the bounds
+        at the cell centres and ``grid`` is ``(origin_x, origin_y, cos_yaw, sin_yaw, cell_x,
+        cell_y)``, so the kernels compute the same bounds as :meth:`bounds_at`.
+        """
+        grid = np.array([self.origin_xy_m[0], self.origin_xy_m[1], self._cos, self._sin,
+                         self.cell_size_xy_m[0], self.cell_size_xy_m[1]])
+        rows, cols = self.shape
+        return self._lower_flat, self._upper_flat, int(rows), int(cols), grid
+
     @classmethod
     def from_mask(cls, mask: np.ndarray, *, cell_size_m: float, origin_xy_m: Sequence[float],
                   yaw_rad: float = 0.0, outside_is_obstacle: bool = False,
