@@ -130,6 +130,12 @@ class Engine:
                 os.write(self._wake_write_fd, b'\0')
             except BlockingIOError:
                 pass  # the pipe is full, so a wake-up is already queued
+            except OSError as error:
+                # NOTE: seen once (EBADF) while closing a CurveZMQ node under heavy load, with
+                # the I/O loop logging no error; the cause is not found. The loop still wakes
+                # within one heartbeat interval, so the write is only an optimization.
+                self._throttle.log(logging.WARNING, 'wake', 'mesh node %s could not wake its '
+                                   'I/O thread: %s', self.config.node_id, error)
 
     def _drain_wake(self) -> None:
         with self._wake_lock:
