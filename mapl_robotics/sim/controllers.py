@@ -45,6 +45,9 @@ class TrackingGains:
     turn_in_place_rad: float = math.radians(35.0)
     # A robot farther than this from a standing reference drives back onto it.
     standing_tolerance_m: float = 0.05
+    # A robot farther than this behind its reference (a plan that reached it late) chases a
+    # point on the path at most this far ahead instead, so it never cuts corners to catch up.
+    catch_up_radius_m: float = 0.25
 
 
 def reference_heading(trajectory: Trajectory, t_s: float) -> float:
@@ -105,6 +108,30 @@ class TrajectoryReference:
         return wrap_angle(self.yaw_rad[index]
                           + fraction * (self.yaw_rad[index + 1] - self.yaw_rad[index]))
 
+    def distance_m(self, t_s: float, state: DiffDriveState) -> float:
+        """Return the distance between the robot and the reference at ``t_s``."""
+        x_m, y_m, _, _ = self.sample(t_s)
+        return math.hypot(x_m - state.x_m, y_m - state.y_m)
+
+    def catch_up_time(self, t_s: float, state: DiffDriveState, *, radius_m: float,
+                      probe_s: float = 0.05, max_probes: int = 400) -> float:
+        """Return ``t_s``, or, when the robot is more than ``radius_m`` from the reference, the
+        latest earlier time at which the reference was within ``radius_m`` of the robot.
+
+        The search walks back in ``probe_s`` steps, at most ``max_probes`` of them; a robot
+        that is far from every probed point keeps the reference at ``t_s``.
+        """
+        if self.distance_m(t_s, state) <= radius_m:
+            return t_s
+        probe_t_s = t_s
+        for _ in range(max_probes):
+            probe_t_s -= probe_s
+            if probe_t_s <= self.t_s[0]:
+                break
+            if self.distance_m(probe_t_s, state) <= radius_m:
+                return probe_t_s
+        return t_s
+
     def heading(self, t_s: float, vx_mps: float, vy_mps: float) -> float:
         if math.hypot(vx_mps, vy_mps) > _MOVING_SPEED_MPS:
             return math.atan2(vy_mps, vx_mps)
@@ -129,6 +156,8 @@ class TrackingController:
         if self._reference is None or self._reference.trajectory is not trajectory:
             self._reference = TrajectoryReference(trajectory)
         reference = self._reference
+        self.max_error_m = max(self.max_error_m, reference.distance_m(t_s, state))
+        t_s = reference.catch_up_time(t_s, state, radius_m=gains.catch_up_radius_m)
         x_m, y_m, vx_mps, vy_mps = reference.sample(t_s)
         reference_speed_mps = math.hypot(vx_mps, vy_mps)
         reference_yaw = reference.heading(t_s, vx_mps, vy_mps)
@@ -145,7 +174,6 @@ class TrackingController:
         error_y = -sin_yaw * dx + cos_yaw * dy
         error_yaw = wrap_angle(reference_yaw - state.yaw_rad)
         distance_m = math.hypot(dx, dy)
-        self.max_error_m = max(self.max_error_m, distance_m)
 
         if abs(error_yaw) > gains.turn_in_place_rad and reference_speed_mps > _MOVING_SPEED_MPS:
             # The reference moves in a direction the robot does not face: turn first.

@@ -102,3 +102,29 @@ def test_wheel_speed_limit_keeps_curvature(sim_world):
     left, right = robot.wheel_speeds_radps(speed, yaw_rate)
     assert max(abs(left), abs(right)) <= robot.limits.max_wheel_speed_radps + 1e-9
     assert yaw_rate <= robot.limits.max_yaw_rate_radps + 1e-9
+
+
+def test_late_robot_follows_path_not_chord(sim_world):
+    # The plan turns a corner; the robot starts 2 s late. Chasing the timed reference straight
+    # would cut the corner by more than a metre; the robot must stay near the path instead.
+    east = _trapezoid_leg(0.0, (0.0, 0.0), (2.0, 0.0), 0.0)
+    turn_end_s = east[-1][0] + 1.0
+    north = _trapezoid_leg(turn_end_s, (2.0, 0.0), (2.0, 2.0), math.pi / 2)
+    trajectory = Trajectory.from_samples(east + north)
+    robot = DiffDriveRobot(sim_world.client_id, robot_id='r0', radius_m=0.25,
+                           start_xy_m=(0.0, 0.0), max_speed_mps=1.0, max_accel_mps2=2.0,
+                           max_yaw_rate_radps=2.0)
+    controller = TrackingController(step_s=STEP_S)
+    clock = SimClock(step_s=STEP_S, t_start_s=3.0)
+    path_deviation = []
+    while clock.now_s() < 12.0:
+        robot.step(*controller.command(robot.state, trajectory, clock.now_s()), STEP_S)
+        clock.advance()
+        x, y = robot.state.x_m, robot.state.y_m
+        # Distance to the L-shaped path (0,0)-(2,0)-(2,2).
+        to_first = math.hypot(x - min(max(x, 0.0), 2.0), y)
+        to_second = math.hypot(x - 2.0, y - min(max(y, 0.0), 2.0))
+        path_deviation.append(min(to_first, to_second))
+    assert max(path_deviation) < 0.1
+    assert np.linalg.norm(robot.state.xy_m - [2.0, 2.0]) < 0.02
+    assert controller.max_error_m > 1.0
