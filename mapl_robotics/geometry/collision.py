@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from mapl_robotics.errors import InvalidCoordinateError
-from mapl_robotics.geometry import field_kernels
+from mapl_robotics.geometry import box_kernels, field_kernels
 from mapl_robotics.geometry.field_checks import (classify_segments, free_prefix_fraction,
                                                  march_segment)
 
@@ -48,6 +48,10 @@ PROBE_MAX_STEPS = 8
 # cells where sphere tracing cannot jump. On both warehouse maps of bench/planning.py one cell
 # left fewer than 1 % of planner edges to GEOS.
 WALK_STEP_CELLS = 1.0
+# On maps of rectangles, an edge that the field walk has not decided after WALK_MAX_SAMPLES
+# look-ups goes to the exact box distances (box_kernels), which cost about as much as 10 to 20
+# look-ups in the warehouse aisles.
+WALK_MAX_SAMPLES = 4
 
 
 class CollisionChecker:
@@ -82,6 +86,11 @@ class CollisionChecker:
                               else None)
         if self._field is not None:
             field_kernels.warm_up()
+        # Exact distances to rectangular obstacles decide most of what the field leaves open.
+        self._boxes = world.box_index() if self._has_obstacles else None
+        if self._boxes is not None:
+            box_kernels.warm_up()
+        self._box_arguments = field_kernels.box_arguments(self._boxes)
 
     @property
     def inflated_obstacles(self) -> BaseGeometry:
@@ -116,12 +125,23 @@ class CollisionChecker:
         field_kernels.classify_points(*self._kernel_field, self._inner_bounds_array, xy,
                                       self.radius_m + self._margin_m,
                                       self.radius_m - self._margin_m, codes)
+        self._decide_near_boxes(xy, xy, codes)
         free = codes == field_kernels.FREE
         undecided = codes == field_kernels.UNDECIDED
         if undecided.any():
             exact = np.flatnonzero(undecided)
             free[exact] = ~self._hits(shapely.points(xy[exact]))
         return free
+
+    def _decide_near_boxes(self, start: np.ndarray, end: np.ndarray, codes: np.ndarray) -> None:
+        """Re-decide undecided codes from exact distances to rectangular obstacles."""
+        if self._boxes is None:
+            return
+        undecided = np.flatnonzero(codes == field_kernels.UNDECIDED)
+        if undecided.size:
+            box_kernels.classify_near_boxes(*self._boxes.kernel_arguments(), start, end,
+                                            undecided, self.radius_m + self._margin_m,
+                                            self.radius_m - self._margin_m, codes)
 
     def point_free(self, xy_m) -> bool:
         """Return whether a disc centred at one point is collision-free."""
@@ -156,9 +176,11 @@ class CollisionChecker:
         start = np.ascontiguousarray(start)
         end = np.ascontiguousarray(end)
         codes = np.empty(len(start), dtype=np.int8)
-        field_kernels.classify_edges(*self._kernel_field, self._inner_bounds_array, start, end,
+        field_kernels.classify_edges(*self._kernel_field, self._inner_bounds_array,
+                                     *self._box_arguments, start, end,
                                      self.radius_m + self._margin_m,
-                                     self.radius_m - self._margin_m, self._walk_step_m, codes)
+                                     self.radius_m - self._margin_m, self._walk_step_m,
+                                     WALK_MAX_SAMPLES, codes)
         free = codes == field_kernels.FREE
         undecided = codes == field_kernels.UNDECIDED
         if undecided.any():

@@ -28,11 +28,10 @@ import threading
 import numba
 import numpy as np
 
-__all__ = ['BLOCKED', 'FREE', 'UNDECIDED', 'classify_edges', 'classify_points', 'warm_up']
+from mapl_robotics.geometry.box_kernels import (BLOCKED, FREE, UNDECIDED, BoxIndex,
+                                                classify_box_edge)
 
-BLOCKED = 0
-FREE = 1
-UNDECIDED = 2
+__all__ = ['BLOCKED', 'FREE', 'UNDECIDED', 'classify_edges', 'classify_points', 'warm_up']
 
 # An edge walk stops after this many samples and leaves the edge undecided. A walk takes at
 # most length / step + 2 samples, so only edges longer than about 10^6 field cells reach it.
@@ -86,7 +85,7 @@ def classify_points(lower_flat, upper_flat, rows, cols, grid, inner, xy, needed,
 
 @numba.njit(cache=True, nogil=True)
 def _classify_edge(lower_flat, upper_flat, rows, cols, grid, x0, y0, x1, y1, needed,
-                   blocking, step_m):
+                   blocking, step_m, max_samples):
     lower0, upper0 = _bounds_at(lower_flat, upper_flat, rows, cols, grid, x0, y0)
     if upper0 < blocking:
         return BLOCKED
@@ -107,7 +106,7 @@ def _classify_edge(lower_flat, upper_flat, rows, cols, grid, x0, y0, x1, y1, nee
     result = FREE
     travelled = 0.0
     lower = lower0
-    for _ in range(_MAX_WALK_SAMPLES):
+    for _ in range(max_samples):
         jump = lower - needed
         if jump >= step_m:
             travelled += jump
@@ -133,14 +132,20 @@ def _classify_edge(lower_flat, upper_flat, rows, cols, grid, x0, y0, x1, y1, nee
 
 
 @numba.njit(cache=True, nogil=True)
-def classify_edges(lower_flat, upper_flat, rows, cols, grid, inner, start, end, needed,
-                   blocking, step_m, out):
+def classify_edges(lower_flat, upper_flat, rows, cols, grid, inner, boxes, box_ids, offsets,
+                   box_grid, box_rows, box_cols, start, end, needed, blocking, step_m,
+                   walk_samples, out):
     """Write a code per edge ``start[k] -> end[k]`` (shapes ``(N, 2)``) into ``out`` (int8).
 
     ``inner`` is ``(x_min, y_min, x_max, y_max)`` of the region where the disc centre stays
     inside the map; an edge with an end outside it (or not finite) is ``BLOCKED``, because
-    the region is convex. ``step_m`` is the sample spacing where the walk cannot jump.
+    the region is convex. ``step_m`` is the sample spacing where the walk cannot jump. The
+    box arguments come from :meth:`BoxIndex.kernel_arguments` (``box_rows == 0`` when the
+    world has no box index). With boxes, an edge that the field does not decide within
+    ``walk_samples`` look-ups gets the exact box distance check instead.
     """
+    has_boxes = box_rows > 0
+    max_samples = walk_samples if has_boxes else _MAX_WALK_SAMPLES
     for k in range(start.shape[0]):
         x0 = start[k, 0]
         y0 = start[k, 1]
@@ -152,8 +157,20 @@ def classify_edges(lower_flat, upper_flat, rows, cols, grid, inner, start, end, 
         elif not (_inside(x0, y0, inner) and _inside(x1, y1, inner)):
             out[k] = BLOCKED
         else:
-            out[k] = _classify_edge(lower_flat, upper_flat, rows, cols, grid, x0, y0, x1, y1,
-                                    needed, blocking, step_m)
+            code = _classify_edge(lower_flat, upper_flat, rows, cols, grid, x0, y0, x1, y1,
+                                  needed, blocking, step_m, max_samples)
+            if code == UNDECIDED and has_boxes:
+                code = classify_box_edge(boxes, box_ids, offsets, box_grid, box_rows, box_cols,
+                                         x0, y0, x1, y1, needed, blocking)
+            out[k] = code
+
+
+_NO_BOXES = BoxIndex.empty_arguments()
+
+
+def box_arguments(boxes: BoxIndex | None) -> tuple:
+    """Return the box arguments of :func:`classify_edges` for an index or for none."""
+    return _NO_BOXES if boxes is None else boxes.kernel_arguments()
 
 
 _WARM_LOCK = threading.Lock()
@@ -173,5 +190,7 @@ def warm_up() -> None:
         xy = np.array([[1.5, 1.5], [2.5, 2.5]])
         out = np.empty(2, dtype=np.int8)
         classify_points(lower, upper, 4, 4, grid, inner, xy, 0.5, 0.5, out)
-        classify_edges(lower, upper, 4, 4, grid, inner, xy, xy[::-1].copy(), 0.5, 0.5, 0.1, out)
+        for boxes in (BoxIndex(np.array([[2.0, 2.0, 2.5, 2.5]]), (0.0, 0.0, 4.0, 4.0)), None):
+            classify_edges(lower, upper, 4, 4, grid, inner, *box_arguments(boxes), xy,
+                           xy[::-1].copy(), 0.5, 0.5, 0.1, 4, out)
         _warm = True

@@ -20,6 +20,7 @@ from shapely.geometry.base import BaseGeometry
 
 from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, InvalidGeometryError,
                                   OutOfBoundsError)
+from mapl_robotics.geometry.box_kernels import BoxIndex
 from mapl_robotics.geometry.clearance import ClearanceField
 from mapl_robotics.geometry.collision import CollisionChecker
 from mapl_robotics.geometry.occupancy import (FREE, OCCUPIED, UNKNOWN, OccupancyGrid,
@@ -33,6 +34,8 @@ __all__ = ['World', 'CollisionChecker', 'OccupancyGrid']
 FIELD_TARGET_CELL_M = 0.05
 FIELD_TARGET_CELLS = 250_000
 FIELD_MAX_CELLS = 2_000_000
+# Marks a cache entry whose value (which may be None) has not been computed yet.
+_UNBUILT = object()
 
 
 class World:
@@ -87,10 +90,12 @@ class World:
         self._field: ClearanceField | None = None
         self._union: BaseGeometry | None = None
         self._free_area_m2: float | None = None
+        self._box_index: BoxIndex | None | object = _UNBUILT
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ('_checkers', '_lock', '_tree', '_field', '_union', '_free_area_m2'):
+        for key in ('_checkers', '_lock', '_tree', '_field', '_union', '_free_area_m2',
+                    '_box_index'):
             state.pop(key, None)
         return state
 
@@ -207,6 +212,14 @@ class World:
                 shapely.prepare(geometries)
                 self._tree = shapely.STRtree(geometries)
             return self._tree
+
+    def box_index(self) -> 'BoxIndex | None':
+        """Return the cached bucket index of the obstacles when all are axis-aligned boxes,
+        else None (see :mod:`mapl_robotics.geometry.box_kernels`)."""
+        with self._lock:
+            if self._box_index is _UNBUILT:
+                self._box_index = BoxIndex.from_obstacles(self.obstacles, self.bounds_m)
+            return self._box_index
 
     def clearance_field(self) -> ClearanceField:
         """Return the conservative clearance field of the obstacles (built once)."""
