@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import zmq
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConsumer, replicated
+from pysyncobj.monotonic import monotonic as syncobj_monotonic
 from pysyncobj.transport import TCPTransport
 
 from mapl_robotics.coordination.durability import DurableRaftState
@@ -121,6 +122,13 @@ class LedgerNode:
         self._push_lock = threading.Lock()
         conf = settings.to_syncobj_conf(on_state_changed=self._on_state_changed)
         self.syncobj = _LedgerSyncObj(settings, self.consumer, self.durable, self.faults, conf)
+        if not settings.pysyncobj_defaults:
+            # pysyncobj counts the first election timeout from construction, before its tick
+            # thread has connected to anyone. Push that deadline back, so a restarted node hears
+            # from the current leader before it may campaign. pysyncobj has no public setting for
+            # this; its first tick runs 0.1 s after construction, so this write comes first.
+            self.syncobj._SyncObj__raftElectionDeadline = (syncobj_monotonic()
+                                                           + settings.startup_grace_s)
         self.syncobj.addOnTickCallback(self.durable.sync_if_changed)
         logger.info('ledger node %s started: raft %s, clients %s, peers %s, journal %s',
                     self.name, settings.self_address, settings.client_address,

@@ -68,6 +68,10 @@ class LedgerSettings:
     tick_s: float = 0.005
     connection_timeout_s: float = 1.0
     connection_retry_s: float = 0.1
+    startup_grace_s: float = 1.0
+    """Delay before a freshly started node may start its first election. Without it, a restarted
+    node often times out before the leader has reconnected to it, and its higher term makes a
+    healthy leader step down."""
     leader_fallback_timeout_s: float = 1.0
     """A leader that has no reply from a quorum for this long steps down. Reads go through the
     log, so a cut-off leader serves no stale reads in the meantime either way."""
@@ -103,6 +107,8 @@ class LedgerSettings:
         if not 0.0 < self.tick_s <= self.append_entries_period_s:
             raise LedgerConfigError(f'tick_s={self.tick_s} must be positive and at most '
                                     f'append_entries_period_s={self.append_entries_period_s}')
+        if self.startup_grace_s < 0.0:
+            raise LedgerConfigError(f'startup_grace_s={self.startup_grace_s} must be >= 0')
         if not self.leader_fallback_timeout_s > self.append_entries_period_s:
             raise LedgerConfigError(
                 f'leader_fallback_timeout_s={self.leader_fallback_timeout_s} must exceed '
