@@ -140,6 +140,19 @@ def test_yaml_and_json_files(tmp_path):
     assert load_spec(yaml_path) == load_spec(json_path) == load_spec(str(json_path))
 
 
+def test_yaml_exponent_notation_numbers(tmp_path):
+    document = full_document()
+    path = tmp_path / 'fleet.yaml'
+    text = yaml.safe_dump(document).replace('radius_m: 0.3', 'radius_m: 3e-1')
+    text = text.replace('step_size_m: 0.4', 'step_size_m: 4e-1')
+    assert 'radius_m: 3e-1' in text
+    path.write_text(text)
+    spec = load_spec(path)
+    assert spec.robots[0].radius_m == 0.3
+    assert spec.planner.step_size_m == 0.4
+    assert spec == load_spec(document)
+
+
 def test_relative_map_path_next_to_spec(tmp_path, maps_dir):
     (tmp_path / 'site').mkdir()
     target = tmp_path / 'site' / 'grid.map'

@@ -59,9 +59,11 @@ def _detect_format(path: Path) -> str:
     if suffix in ('.yaml', '.yml'):
         # A map_server YAML names its image; a polygon map has bounds and obstacles instead.
         import yaml
+
+        from mapl_robotics.yamlio import load_yaml
         try:
             with open(path, encoding='utf-8') as stream:
-                content = yaml.safe_load(stream)
+                content = load_yaml(stream)
         except (OSError, yaml.YAMLError):
             return 'map_server'
         if isinstance(content, dict) and 'image' not in content:

@@ -15,14 +15,15 @@ from pydantic import BaseModel, ValidationError
 
 from mapl_robotics.errors import SpecError, SpecFileNotFoundError
 from mapl_robotics.spec.model import CrossFieldError, FleetSpec
+from mapl_robotics.yamlio import SafeLoader
 
 __all__ = ['load_spec', 'spec_json_schema', 'format_location']
 
 _MAX_SPEC_BYTES = 16 * 1024 * 1024
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a key given twice in one mapping."""
+class _UniqueKeyLoader(SafeLoader):
+    """The shared safe YAML loader, also rejecting a key given twice in one mapping."""
 
 
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,

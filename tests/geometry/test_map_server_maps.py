@@ -114,6 +114,20 @@ def test_trinary_pgm_free_unknown_occupied(tmp_path):
     assert not checker.point_free((1.25, 0.25))
 
 
+def test_exponent_notation_numbers_load(tmp_path):
+    # yaml-cpp, which ROS uses, reads 5e-2 as a number; PyYAML's YAML 1.1 rules would not.
+    write_pgm(tmp_path / 'map.pgm', [[254, 205, 0]])
+    path = tmp_path / 'map.yaml'
+    path.write_text('image: map.pgm\nresolution: 5e-1\norigin: [-1e1, 2e0, 0e0]\nnegate: 0\n'
+                    'occupied_thresh: 6.5e-1\nfree_thresh: 2.5e-1\n')
+    grid, description = load_map_server_grid(path)
+    assert description['resolution'] == 0.5
+    assert description['origin'] == [-10.0, 2.0, 0.0]
+    assert description['occupied_thresh'] == 0.65
+    assert grid.data.tolist() == [[0, -1, 100]]
+    assert load_map(path).bounds_m == pytest.approx((-10.0, 2.0, -8.5, 2.5))
+
+
 def test_unknown_free_only_on_request(tmp_path):
     write_pgm(tmp_path / 'map.pgm', [[254, 205, 0]])
     path = write_yaml(tmp_path / 'map.yaml', free=0.25)

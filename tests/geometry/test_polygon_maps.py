@@ -126,6 +126,17 @@ def test_yaml_polygon_map(tmp_path):
     assert world.metadata['format'] == 'polygon_yaml'
 
 
+def test_yaml_polygon_map_exponent_notation(tmp_path):
+    path = tmp_path / 'site.yaml'
+    path.write_text('bounds_m: [0, 0, 1e3, 5e2]\nobstacles:\n'
+                    '  - circle: {center_m: [1e1, 2e1], radius_m: 5e-1}\n')
+    world = load_map(path)
+    assert world.bounds_m == (0.0, 0.0, 1000.0, 500.0)
+    checker = world.checker(0.0)
+    assert not checker.point_free((10.0, 20.49))
+    assert checker.point_free((10.0, 20.52))
+
+
 def test_yaml_bowtie_needs_repair_flag(tmp_path):
     path = tmp_path / 'bowtie.yaml'
     path.write_text('bounds_m: [-1, -1, 2, 2]\nobstacles:\n  - [[0, 0], [1, 1], [0, 1], [1, 0]]\n')

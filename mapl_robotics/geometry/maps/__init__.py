@@ -21,6 +21,7 @@ from mapl_robotics.geometry.maps.polygon import (disc_polygon, load_geojson_map,
                                                  load_polygon_map, polygon_world,
                                                  repair_polygon)
 from mapl_robotics.geometry.world import World
+from mapl_robotics.yamlio import load_yaml
 
 __all__ = [
     'MovingAIMap',
@@ -63,7 +64,7 @@ def load_map(path, *, cell_size_m: float | None = None,
         return load_geojson_map(path)
     if suffix in ('.yaml', '.yml'):
         try:
-            document = yaml.safe_load(path.read_text())
+            document = load_yaml(path.read_text())
         except (yaml.YAMLError, UnicodeDecodeError) as error:
             raise MapFormatError(
                 f'map YAML {str(path)!r} is not valid YAML ({error}); fix the syntax') from error

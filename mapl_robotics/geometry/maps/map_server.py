@@ -41,6 +41,7 @@ from mapl_robotics.errors import (InvalidCoordinateError, MapFileNotFoundError,
                                   MapFormatError)
 from mapl_robotics.geometry.occupancy import FREE, OCCUPIED, UNKNOWN, OccupancyGrid
 from mapl_robotics.geometry.world import World
+from mapl_robotics.yamlio import load_yaml
 
 __all__ = ['MAP_MODES', 'load_map_server_grid', 'load_map_server_map', 'read_pgm']
 
@@ -89,7 +90,7 @@ def _read_description(path: Path) -> dict:
         raise MapFileNotFoundError(
             f'map file {str(path)!r} does not exist; check the path')
     try:
-        document = yaml.safe_load(path.read_text())
+        document = load_yaml(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise MapFormatError(
             f'map YAML {str(path)!r} is not valid YAML ({error}); fix the syntax') from error

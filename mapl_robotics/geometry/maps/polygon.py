@@ -43,6 +43,7 @@ from shapely.geometry.base import BaseGeometry
 from mapl_robotics.errors import (InvalidCoordinateError, InvalidGeometryError,
                                   MapFileNotFoundError, MapFormatError)
 from mapl_robotics.geometry.world import World
+from mapl_robotics.yamlio import load_yaml
 
 __all__ = ['CIRCLE_QUAD_SEGMENTS', 'disc_polygon', 'load_geojson_map', 'load_polygon_map',
            'polygon_world', 'repair_polygon']
@@ -140,7 +141,7 @@ def polygon_world(*, bounds_m, obstacles, name: str = 'polygons',
 def load_polygon_map(path, *, repair_invalid: bool | None = None) -> World:
     """Load a polygon map from YAML. ``repair_invalid`` overrides the file's own setting."""
     path = Path(path)
-    document = _read_structured(path, loader=yaml.safe_load, kind='YAML')
+    document = _read_structured(path, loader=load_yaml, kind='YAML')
     if not isinstance(document, dict):
         raise MapFormatError(
             f'polygon map {str(path)!r} must be a mapping with bounds_m and obstacles, got '
