@@ -9,15 +9,22 @@ step can miss a conflict.
 Both trajectories are treated as stationary outside their own time spans (see
 :class:`~mapl_robotics.geometry.trajectory.Trajectory`), and the check covers the union of the
 two spans, so a robot parked at its goal keeps occupying it.
+
+Radii and the clearance must be finite and non-negative, and window bounds finite. Anything
+else raises :class:`~mapl_robotics.errors.InvalidCoordinateError`, because a NaN compares false
+with every distance and would let any pair pass as conflict-free.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from numbers import Real
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from mapl_robotics.errors import InvalidCoordinateError
 from mapl_robotics.geometry.trajectory import Trajectory
 
 __all__ = ['ClosestApproach', 'Conflict', 'closest_approach', 'find_conflict',
@@ -43,6 +50,34 @@ class Conflict:
     @property
     def penetration_m(self) -> float:
         return self.required_m - self.distance_m
+
+
+def _require_length(name: str, value) -> float:
+    """Return ``value`` as a float, or raise when it is not a finite length >= 0 m."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise InvalidCoordinateError(
+            f'{name}={value!r} must be a number of metres, not {type(value).__name__}')
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0.0):
+        raise InvalidCoordinateError(
+            f'{name}={value!r} must be a finite number of metres >= 0; NaN, infinite and '
+            'negative values are rejected because they would hide every conflict')
+    return number
+
+
+def _require_window(t_start_s, t_end_s) -> None:
+    for name, value in (('t_start_s', t_start_s), ('t_end_s', t_end_s)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, Real) \
+                or not math.isfinite(float(value)):
+            raise InvalidCoordinateError(
+                f'{name}={value!r} must be a finite fleet time in seconds, or None for the '
+                'span of both trajectories')
+    if t_start_s is not None and t_end_s is not None and t_end_s < t_start_s:
+        raise InvalidCoordinateError(
+            f'the window t_start_s={t_start_s!r} to t_end_s={t_end_s!r} ends before it '
+            'starts; swap the bounds')
 
 
 def _merged_times(a: Trajectory, b: Trajectory, t_start_s: float | None,
@@ -83,7 +118,10 @@ def closest_approach(a: Trajectory, b: Trajectory, *, t_start_s: float | None = 
     >>> b = Trajectory.from_samples([(0, 2, 0, 0), (2, 0, 0, 0)])
     >>> closest_approach(a, b)
     ClosestApproach(distance_m=0.0, time_s=1.0)
+
+    :raises InvalidCoordinateError: for a non-finite or reversed window.
     """
+    _require_window(t_start_s, t_end_s)
     times = _merged_times(a, b, t_start_s, t_end_s)
     distances, at_times = _interval_minima(a, b, times)
     index = int(np.argmin(distances))
@@ -97,8 +135,13 @@ def find_conflict(a: Trajectory, radius_a_m: float, b: Trajectory, radius_b_m: f
 
     ``None`` means the discs keep at least ``radius_a_m + radius_b_m + clearance_m`` between
     their centres over the whole window.
+
+    :raises InvalidCoordinateError: when a radius or the clearance is NaN, infinite or
+        negative, or the window is not finite or ends before it starts.
     """
-    required = radius_a_m + radius_b_m + clearance_m
+    required = (_require_length('radius_a_m', radius_a_m)
+                + _require_length('radius_b_m', radius_b_m)
+                + _require_length('clearance_m', clearance_m))
     approach = closest_approach(a, b, t_start_s=t_start_s, t_end_s=t_end_s)
     if approach.distance_m < required:
         return Conflict(time_s=approach.time_s, distance_m=approach.distance_m,
@@ -111,9 +154,21 @@ def conflicting_ids(candidate: Trajectory, radius_m: float,
                     clearance_m: float = 0.0, t_start_s: float | None = None,
                     t_end_s: float | None = None) -> list[str]:
     """Return, sorted, the ids in ``others`` (id -> (trajectory, radius)) that ``candidate``
-    conflicts with."""
+    conflicts with.
+
+    :raises InvalidCoordinateError: as :func:`find_conflict`. ``radius_m``, ``clearance_m``
+        and the window are checked even when ``others`` is empty.
+    """
+    _require_length('radius_m', radius_m)
+    _require_length('clearance_m', clearance_m)
+    _require_window(t_start_s, t_end_s)
     found = []
     for other_id, (trajectory, other_radius_m) in others.items():
+        if isinstance(other_radius_m, bool) or not isinstance(other_radius_m, Real) or not (
+                math.isfinite(other_radius_m) and other_radius_m >= 0.0):
+            raise InvalidCoordinateError(
+                f'others[{other_id!r}] has radius_m={other_radius_m!r}; it must be a finite '
+                'number of metres >= 0')
         conflict = find_conflict(candidate, radius_m, trajectory, other_radius_m,
                                  clearance_m=clearance_m, t_start_s=t_start_s, t_end_s=t_end_s)
         if conflict is not None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mapl_robotics.errors import InvalidCoordinateError
 from mapl_robotics.geometry import (Trajectory, closest_approach, conflicting_ids,
                                     find_conflict)
 from mapl_robotics.geometry.conflicts import separation_profile
@@ -79,6 +80,57 @@ def test_conflicting_ids_sorted():
     }
     assert conflicting_ids(candidate, 0.3, others) == ['r1', 'r2']
     assert conflicting_ids(candidate, 0.1, others, clearance_m=0.0) == ['r2']
+
+
+BAD_LENGTHS = [math.nan, -1.0, -1e-9, math.inf, '0.3', None, True]
+
+
+@pytest.mark.parametrize('value', BAD_LENGTHS)
+def test_find_conflict_rejects_bad_radius_or_clearance(value):
+    # Two identical motions: any check that returned None here would pass a collision.
+    same = line(0, 0, 0, 1, 1, 0)
+    with pytest.raises(InvalidCoordinateError, match='radius_a_m'):
+        find_conflict(same, value, same, 0.3)
+    with pytest.raises(InvalidCoordinateError, match='radius_b_m'):
+        find_conflict(same, 0.3, same, value)
+    with pytest.raises(InvalidCoordinateError, match='clearance_m'):
+        find_conflict(same, 0.3, same, 0.3, clearance_m=value)
+
+
+@pytest.mark.parametrize('value', BAD_LENGTHS)
+def test_conflicting_ids_rejects_bad_radius_or_clearance(value):
+    same = line(0, 0, 0, 1, 1, 0)
+    with pytest.raises(InvalidCoordinateError, match='radius_m'):
+        conflicting_ids(same, value, {'b': (same, 0.3)})
+    with pytest.raises(InvalidCoordinateError, match="others\\['b'\\]"):
+        conflicting_ids(same, 0.3, {'b': (same, value)})
+    with pytest.raises(InvalidCoordinateError, match='clearance_m'):
+        conflicting_ids(same, 0.3, {'b': (same, 0.3)}, clearance_m=value)
+    with pytest.raises(InvalidCoordinateError, match='clearance_m'):
+        conflicting_ids(same, 0.3, {}, clearance_m=value)
+
+
+@pytest.mark.parametrize('window', [
+    {'t_start_s': math.nan}, {'t_end_s': math.nan}, {'t_start_s': -math.inf},
+    {'t_end_s': math.inf}, {'t_start_s': 10.0, 't_end_s': 0.0},
+])
+def test_conflict_checks_reject_bad_window(window):
+    same = line(0, 0, 0, 1, 1, 0)
+    with pytest.raises(InvalidCoordinateError, match='t_'):
+        closest_approach(same, same, **window)
+    with pytest.raises(InvalidCoordinateError, match='t_'):
+        find_conflict(same, 0.3, same, 0.3, **window)
+    with pytest.raises(InvalidCoordinateError, match='t_'):
+        conflicting_ids(same, 0.3, {'b': (same, 0.3)}, **window)
+
+
+def test_zero_radius_and_numpy_numbers_accepted():
+    same = line(0, 0, 0, 1, 1, 0)
+    conflict = find_conflict(same, np.float32(0.0), same, np.float64(0.0),
+                             clearance_m=np.float64(0.1))
+    assert conflict is not None
+    assert conflict.required_m == pytest.approx(0.1)
+    assert conflicting_ids(same, 0, {'b': (same, np.int64(0))}, clearance_m=0.1) == ['b']
 
 
 def test_separation_profile_shape():
