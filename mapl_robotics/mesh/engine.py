@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import heapq
 import logging
+import math
 import os
 import threading
 import time
@@ -116,6 +117,7 @@ class Engine:
         self._heartbeat_echo: dict[str, tuple[float, float]] = {}
         self._last_sent_s: dict[str, float] = {}
         self._outstanding = 0
+        self.iterations = 0
         self.running = True
 
     # ----------------------------------------------------------------- thread interface
@@ -164,6 +166,7 @@ class Engine:
             while self.running:
                 timeout_ms = self._poll_timeout_ms(time.monotonic())
                 events = dict(poller.poll(timeout_ms))
+                self.iterations += 1
                 if self._wake_read_fd in events:
                     self._drain_wake()
                 self._iterate(readable=self.transport.inbound in events)
@@ -174,20 +177,48 @@ class Engine:
         finally:
             self._shutdown()
 
-    def _poll_timeout_ms(self, now_s: float) -> float:
-        due_s = [self._last_heartbeat_s + self.config.heartbeat_interval_s]
-        if self._retry_heap:
-            due_s.append(self._retry_heap[0][0])
-        if self._deadline_heap:
-            due_s.append(self._deadline_heap[0][0])
-        delayed_s = self.transport.next_delayed_due_s()
-        if delayed_s is not None:
-            due_s.append(delayed_s)
-        if self._state_queued_since_s is not None:
-            due_s.append(self._state_queued_since_s + self.config.state_batch_window_s)
+    def _poll_timeout_ms(self, now_s: float) -> int:
         if self.commands:
             return 0
-        return max(0.0, (min(due_s) - now_s) * 1e3)
+        self._prune_timers()
+        due_s = self._last_heartbeat_s + self.config.heartbeat_interval_s
+        if self._retry_heap and self._retry_heap[0][0] < due_s:
+            due_s = self._retry_heap[0][0]
+        if self._deadline_heap and self._deadline_heap[0][0] < due_s:
+            due_s = self._deadline_heap[0][0]
+        delayed_s = self.transport.next_delayed_due_s()
+        if delayed_s is not None and delayed_s < due_s:
+            due_s = delayed_s
+        if self._state_queued_since_s is not None:
+            due_s = min(due_s, self._state_queued_since_s + self.config.state_batch_window_s)
+        # zmq_poll takes whole milliseconds and truncates, so a timer due in 0.7 ms would make
+        # the loop spin with zero timeouts until it fires. Round up: timers fire up to 1 ms
+        # late instead, and an idle node wakes only when something is due.
+        return max(0, math.ceil((due_s - now_s) * 1e3))
+
+    def _prune_timers(self) -> None:
+        """Drop timer entries of acknowledged messages from the heads of both heaps.
+
+        Entries are not removed when a message resolves (that would cost a heap search per
+        message); without this, every acknowledged message would still wake the loop at its
+        retry time and again at its deadline.
+        """
+        outbound = self._outbound
+        heap = self._retry_heap
+        while heap:
+            due_s, peer, lane, seq = heap[0]
+            stream = outbound.get((peer, lane))
+            pending = None if stream is None else stream.outstanding.get(seq)
+            if pending is not None and pending.next_retry_s == due_s:
+                break
+            heapq.heappop(heap)
+        heap = self._deadline_heap
+        while heap:
+            _, peer, lane, seq = heap[0]
+            stream = outbound.get((peer, lane))
+            if stream is not None and seq in stream.outstanding:
+                break
+            heapq.heappop(heap)
 
     def _iterate(self, *, readable: bool) -> None:
         now_s = time.monotonic()
