@@ -56,7 +56,8 @@ def wrap_angle_rad(angle_rad: float) -> float:
     return (angle_rad + math.pi) % (2.0 * math.pi) - math.pi
 
 
-def _clean_path(xy_m) -> np.ndarray:
+def _clean_path(xy_m) -> tuple[np.ndarray, np.ndarray]:
+    """Return the path without repeated vertices and the indices of the vertices kept."""
     xy = np.asarray(xy_m, dtype=float)
     if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) == 0:
         raise InvalidCoordinateError(
@@ -71,7 +72,30 @@ def _clean_path(xy_m) -> np.ndarray:
         # The path must end exactly at its last vertex, so that one replaces its near twin.
         keep[kept_indices[-1]] = False
         keep[-1] = True
-    return xy[keep]
+    return xy[keep], np.flatnonzero(keep)
+
+
+def _kept_arc_flags(arc_edges, kept: np.ndarray, raw_xy: np.ndarray) -> np.ndarray | None:
+    """Return one arc flag per edge of the cleaned path.
+
+    An edge of the cleaned path joins kept vertices ``kept[j]`` and ``kept[j + 1]`` and so
+    covers the raw edges between them. All but one of those are shorter than
+    ``_DUPLICATE_M``, so the longest one's flag is the edge's flag.
+    """
+    if arc_edges is None:
+        return None
+    raw_edge_count = max(len(raw_xy) - 1, 0)
+    flags = np.asarray(arc_edges, dtype=bool).reshape(-1)
+    if flags.shape != (raw_edge_count,):
+        raise PlannerConfigError(
+            f'arc_edges has {flags.size} flags but the path has {raw_edge_count} edges; pass '
+            'one flag per edge')
+    raw_edge_m = np.hypot(*np.diff(raw_xy, axis=0).T) if raw_edge_count else np.zeros(0)
+    merged = np.zeros(max(len(kept) - 1, 0), dtype=bool)
+    for index in range(len(merged)):
+        span = slice(int(kept[index]), int(kept[index + 1]))
+        merged[index] = flags[span][int(np.argmax(raw_edge_m[span]))]
+    return merged
 
 
 def corner_indices(xy_m, *, tolerance_rad: float = 1e-9) -> np.ndarray:
@@ -272,7 +296,9 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
                       arc_edges=None) -> Trajectory:
     """Return a trajectory along ``xy_m`` that starts at rest at ``t_start_s``.
 
-    :param xy_m: path vertices, shape ``(N, 2)``; repeated vertices are dropped.
+    :param xy_m: path vertices, shape ``(N, 2)``. Vertices within 1e-9 m of the previous one
+        are dropped, so a path whose vertices all lie that close gives a trajectory of one
+        sample at the first vertex (plus any wait).
     :param robot: speed, acceleration, drive type and yaw-rate limits.
     :param t_start_s: fleet time of the first sample.
     :param sample_dt_s: sample spacing inside acceleration and deceleration phases, and the
@@ -298,11 +324,9 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
     if corner_rule not in CORNER_RULES:
         raise PlannerConfigError(
             f"corner_rule={corner_rule!r} is not supported; use one of {CORNER_RULES}")
-    xy = _clean_path(xy_m)
-    if arc_edges is not None and len(xy) != len(np.asarray(xy_m)):
-        raise PlannerConfigError(
-            'a path with arc_edges must not repeat vertices, because the flags refer to its '
-            'edges; remove the repeated vertices before rounding the corners')
+    xy, kept = _clean_path(xy_m)
+    # Flags refer to the edges of the path as given, so they follow its repeated vertices out.
+    arc_edges = _kept_arc_flags(arc_edges, kept, np.asarray(xy_m, dtype=float))
     waits = dict(waits_s or {})
     for index, wait_s in waits.items():
         if not (0 <= index < len(xy)) or not (math.isfinite(wait_s) and wait_s >= 0.0):

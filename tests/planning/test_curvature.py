@@ -106,6 +106,30 @@ def test_arc_edges_need_turning_radius():
                           arc_edges=[True])
 
 
+def test_arc_edges_follow_dropped_repeated_vertices():
+    robot = _robot()
+    rounded = round_corners(ROOM.checker(0.3), [(2, 2), (10, 2), (10, 10)], robot=robot,
+                            sample_dt_s=0.2)
+    # The same path with a near-repeat of its first and last vertices, each adding an edge.
+    xy = np.vstack([rounded.xy_m[:1], rounded.xy_m[:1] + [1e-12, 0.0], rounded.xy_m[1:],
+                    rounded.xy_m[-1:] + [0.0, 1e-11]])
+    flags = np.concatenate([[True], rounded.arc_edges, [False]])
+    expected = time_parameterize(rounded.xy_m, robot=robot, t_start_s=0.0,
+                                 arc_edges=rounded.arc_edges)
+    result = time_parameterize(xy, robot=robot, t_start_s=0.0, arc_edges=flags)
+    assert result.duration_s == pytest.approx(expected.duration_s, rel=1e-9)
+    assert len(result) == len(expected)
+    assert np.allclose(result.xy_m, expected.xy_m, atol=1e-9)
+    with pytest.raises(PlannerConfigError, match='flags'):
+        time_parameterize(xy, robot=robot, t_start_s=0.0, arc_edges=rounded.arc_edges)
+
+
+def test_arc_edges_on_path_of_one_repeated_point():
+    trajectory = time_parameterize([(3, 4), (3, 4 + 1e-11)], robot=_robot(), t_start_s=2.0,
+                                   arc_edges=[False])
+    assert trajectory.to_list() == [[2.0, 3.0, 4.0, 0.0]]
+
+
 def test_plan_trajectory_rounds_corners(two_walls):
     robot = RobotModel(radius_m=0.3, max_speed_mps=1.0, max_accel_mps2=0.8,
                        drive='differential', max_yaw_rate_radps=1.0, min_turn_radius_m=0.5)

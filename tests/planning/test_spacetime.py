@@ -141,6 +141,25 @@ def test_leaves_start_before_robot_parks_there(open_room, robot):
     _assert_conflict_free(result, robot, [(arriving, 0.3)])
 
 
+@pytest.mark.parametrize('offset_m', [0.0, 1e-15, 1e-12, 1e-11, 1e-10])
+@pytest.mark.parametrize('drive', [
+    {},
+    {'drive': 'differential', 'max_yaw_rate_radps': 1.0},
+    {'drive': 'differential', 'max_yaw_rate_radps': 1.0, 'min_turn_radius_m': 0.5},
+])
+def test_goal_almost_at_start_stays_put(two_walls, offset_m, drive):
+    # An agent replanning to a goal it has practically reached gets a stationary plan.
+    robot = RobotModel(radius_m=0.3, max_speed_mps=1.0, max_accel_mps2=0.8, **drive)
+    parked = Trajectory.stationary((9.0, 9.0), t_start_s=0.0, t_end_s=1.0)
+    result = plan_trajectory(two_walls, robot, (1.0, 1.0), (1.0 + offset_m, 1.0),
+                             t_start_s=4.0, rng=np.random.default_rng(0),
+                             committed={'r2': (parked, 0.3)}, start_yaw_rad=0.5)
+    assert result.start_time_s == 4.0
+    assert result.duration_s == 0.0
+    assert result.start_xy_m.tolist() == [1.0, 1.0]
+    assert np.linalg.norm(result.end_xy_m - [1.0 + offset_m, 1.0]) <= 1e-9
+
+
 def test_differential_robot_plan_respects_limits(two_walls):
     robot = RobotModel(radius_m=0.3, max_speed_mps=1.0, max_accel_mps2=0.8,
                        drive='differential', max_yaw_rate_radps=1.0)
