@@ -11,13 +11,32 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
+
 from mapl_robotics.errors import PlannerConfigError
 
-__all__ = ['ALGORITHMS', 'DRIVES', 'CORNER_RULES', 'RobotModel', 'PlannerSettings']
+__all__ = ['ALGORITHMS', 'DRIVES', 'CORNER_RULES', 'RobotModel', 'PlannerSettings',
+           'require_generator']
 
 ALGORITHMS = ('rrt_connect', 'rrt', 'rrt_star')
 DRIVES = ('holonomic', 'differential')
 CORNER_RULES = ('stop', 'deflection')
+
+
+def require_generator(rng: Any, *, caller: str) -> np.random.Generator:
+    """Return ``rng`` if it is a :class:`numpy.random.Generator`, else raise.
+
+    Planners take their randomness only from the generator passed in, so a seeded generator
+    gives a reproducible plan. The legacy ``numpy.random.RandomState`` and the global
+    ``numpy.random`` functions are rejected, as are seeds given as plain integers.
+
+    :raises PlannerConfigError: naming ``caller`` and the type received.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise PlannerConfigError(
+        f'{caller} needs rng to be a numpy.random.Generator, got {type(rng).__name__} '
+        f'({rng!r:.60}); pass numpy.random.default_rng(seed)')
 
 
 def _require_number(owner: str, name: str, value: Any, *, minimum: float = 0.0,

@@ -32,7 +32,7 @@ from mapl_robotics.geometry.obstacles import MovingObstacle
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.geometry.world import CollisionChecker, World
 from mapl_robotics.planning.curvature import RoundedPath, round_corners
-from mapl_robotics.planning.models import PlannerSettings, RobotModel
+from mapl_robotics.planning.models import PlannerSettings, RobotModel, require_generator
 from mapl_robotics.planning.rrt import plan_path, validate_endpoints
 from mapl_robotics.planning.timing import time_parameterize
 
@@ -296,6 +296,8 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
     :param moving_obstacles: obstacles whose predicted motion must be avoided over
         ``settings.horizon_s``.
     :param start_yaw_rad: current heading; a differential-drive robot turns in place first.
+    :param rng: the only source of randomness, a ``numpy.random.Generator``; anything else
+        raises :class:`~mapl_robotics.errors.PlannerConfigError`.
 
     Raises :class:`~mapl_robotics.errors.StartInCollisionError`,
     :class:`~mapl_robotics.errors.GoalInCollisionError`,
@@ -305,6 +307,7 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
     robots or moving obstacles leave no conflict-free trajectory within the budget.
     """
     settings = PlannerSettings() if settings is None else settings
+    require_generator(rng, caller='plan_trajectory')
     if not math.isfinite(t_start_s):
         raise InvalidCoordinateError(f't_start_s={t_start_s} must be a finite fleet time')
     if not (math.isfinite(clearance_m) and clearance_m >= 0.0):

@@ -198,6 +198,12 @@ def test_bad_committed_entries(two_walls, robot, committed, fragment):
     assert fragment in str(caught.value)
 
 
+@pytest.mark.parametrize('rng', [None, 3, np.random.RandomState(0), 'seed'])
+def test_rng_must_be_generator(two_walls, robot, rng):
+    with pytest.raises(PlannerConfigError, match='numpy.random.default_rng'):
+        plan_trajectory(two_walls, robot, (1, 1), (19, 9), t_start_s=0.0, rng=rng)
+
+
 def test_negative_clearance_rejected(two_walls, robot):
     with pytest.raises(PlannerConfigError):
         plan_trajectory(two_walls, robot, (1, 1), (19, 9), t_start_s=0.0,
