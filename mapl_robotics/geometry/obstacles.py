@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from numbers import Real
 from typing import Sequence, Union
 
 import numpy as np
@@ -19,11 +20,25 @@ from mapl_robotics.geometry.trajectory import Trajectory
 __all__ = ['ConstantVelocity', 'TimedWaypoints', 'MotionModel', 'MovingObstacle']
 
 
+def _plain_numbers(value) -> tuple[float, ...] | None:
+    """Return ``value`` as a tuple of floats, or None if it is not a flat sequence of numbers."""
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        items = tuple(value)
+    except TypeError:
+        return None
+    if any(isinstance(item, bool) or not isinstance(item, Real) for item in items):
+        return None
+    return tuple(float(item) for item in items)
+
+
 def _finite_pair(name: str, value: Sequence[float]) -> tuple[float, float]:
-    pair = tuple(float(v) for v in value)
-    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+    pair = _plain_numbers(value)
+    if pair is None or len(pair) != 2 or not all(math.isfinite(v) for v in pair):
         raise InvalidCoordinateError(
-            f'{name}={value!r} must be two finite numbers [x, y] in metres')
+            f'{name}={value!r} must be two finite numbers [x, y] in '
+            f'{"m/s" if name.endswith("_mps") else "metres"}')
     return pair  # type: ignore[return-value]
 
 
@@ -72,10 +87,17 @@ class TimedWaypoints:
     loop: bool = False
 
     def __post_init__(self) -> None:
-        rows = tuple(tuple(float(v) for v in row) for row in self.waypoints)
-        if not rows or any(len(row) != 3 for row in rows):
+        if isinstance(self.waypoints, (str, bytes)):
+            rows = None
+        else:
+            try:
+                rows = tuple(_plain_numbers(row) for row in self.waypoints)
+            except TypeError:
+                rows = None
+        if not rows or any(row is None or len(row) != 3 for row in rows):
             raise TrajectoryError(
-                f'waypoints={self.waypoints!r} must be a non-empty list of [t_s, x_m, y_m]')
+                f'waypoints={self.waypoints!r:.200} must be a non-empty list of flat '
+                '(t_s, x_m, y_m) rows of numbers, for example ((0, 1, 2), (5, 3, 2))')
         object.__setattr__(self, 'waypoints', rows)
         array = np.asarray(rows)
         # Validates finiteness and increasing times.

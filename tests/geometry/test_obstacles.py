@@ -103,6 +103,31 @@ def test_timed_waypoints_reject_bad_rows():
         TimedWaypoints(waypoints=((1.0, 0.0, 0.0), (1.0, 1.0, 0.0)))
 
 
+@pytest.mark.parametrize('waypoints', [
+    ((0.0, (10.0, 9.5)), (5.0, (1.0, 1.0))),
+    ((0.0, 1.0, 2.0), (1.0, 'x', 2.0)),
+    ((0.0, 1.0, 2.0), None),
+    ((0.0, True, 2.0),),
+    'abc',
+    5,
+])
+def test_timed_waypoints_reject_malformed_rows(waypoints):
+    with pytest.raises(TrajectoryError, match=r'\(t_s, x_m, y_m\)'):
+        TimedWaypoints(waypoints=waypoints)
+
+
+@pytest.mark.parametrize('velocity', [(1.0, (2.0,)), 'ab', None, (1.0, '2')])
+def test_constant_velocity_rejects_malformed_pair(velocity):
+    with pytest.raises(InvalidCoordinateError, match='velocity_mps=.* in m/s'):
+        ConstantVelocity(start_xy_m=(0.0, 0.0), velocity_mps=velocity)
+
+
+def test_timed_waypoints_accept_numpy_rows():
+    motion = TimedWaypoints(waypoints=np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 2.0]]))
+    assert motion.waypoints == ((0.0, 1.0, 2.0), (2.0, 3.0, 2.0))
+    assert motion.predict(0.0, 2.0).position_at(1.0) == pytest.approx([2.0, 2.0])
+
+
 def test_moving_obstacle_conflict_with_robot():
     person = MovingObstacle('p1', 0.25, ConstantVelocity(start_xy_m=(5.0, -5.0),
                                                          velocity_mps=(0.0, 1.0)))
