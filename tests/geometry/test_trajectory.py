@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mapl_robotics.errors import TrajectoryError
 from mapl_robotics.geometry import Trajectory
-from mapl_robotics.geometry.trajectory import heading_along
+from mapl_robotics.geometry.trajectory import MAX_RESAMPLE_COUNT, heading_along
 
 
 @pytest.fixture
@@ -96,6 +96,18 @@ def test_sample_keeps_end_time(l_shape):
     assert resampled.position_at(3.0) == pytest.approx(l_shape.position_at(3.0))
     with pytest.raises(TrajectoryError, match='dt_s'):
         l_shape.sample(0.0)
+
+
+def test_sample_count_is_capped(l_shape):
+    with pytest.raises(TrajectoryError, match=r'dt_s=1e-09 s over the duration 4.0 s.*1000000'):
+        l_shape.sample(1e-9)
+    with pytest.raises(TrajectoryError, match='dt_s'):
+        l_shape.sample(math.nan)
+    with pytest.raises(TrajectoryError, match='dt_s'):
+        l_shape.sample('0.1')
+    fine = l_shape.sample(4.0 / (MAX_RESAMPLE_COUNT - 10))
+    assert MAX_RESAMPLE_COUNT - 10 <= len(fine) <= MAX_RESAMPLE_COUNT
+    assert fine.end_time_s == 4.0
 
 
 def test_sample_single_sample_trajectory():
