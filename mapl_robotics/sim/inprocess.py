@@ -49,6 +49,7 @@ class InProcessFleet:
             self.agents[robot.id] = build_agent(spec, robot.id, world=scenario.world,
                                                 client=client, stats=self.stats[robot.id])
         self.dead: set[str] = set()
+        self.crashed: dict[str, int] = {}  # in-process agents cannot exit on their own
         self.statuses = {robot_id: 'registering' for robot_id in self.agents}
         self.plans: dict[str, Trajectory | None] = {robot_id: None for robot_id in self.agents}
 

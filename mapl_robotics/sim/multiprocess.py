@@ -75,6 +75,8 @@ class MultiProcessFleet:
         self.node: MeshNode | None = None
         self.pacer = RealTimePacer(rate=1.0)
         self.partitioned: list[str] = []
+        self.crashed: dict[str, int] = {}
+        self._next_liveness_check_s = 0.0
         loss = [fault.rate for fault in scenario.faults if isinstance(fault, MessageLossFault)]
         self.message_loss = loss[0] if loss else 0.0
 
@@ -260,7 +262,21 @@ class MultiProcessFleet:
     def step(self, now_s: float) -> Mapping[str, Trajectory | None]:
         """Return the latest committed plan each agent reported."""
         self._drain()
+        if now_s >= self._next_liveness_check_s:
+            self._next_liveness_check_s = now_s + 1.0
+            self._check_agents_alive(now_s)
         return self.plans
+
+    def _check_agents_alive(self, now_s: float) -> None:
+        """Record agent processes that exited without being killed by a fault."""
+        for robot_id, process in self.processes.items():
+            if robot_id in self.dead or robot_id in self.crashed:
+                continue
+            if process.poll() is not None:
+                self.crashed[robot_id] = process.returncode
+                _LOG.error('agent %s exited unexpectedly with status %s at t=%.2f s; its robot '
+                           'tracks its last plan. See %s', robot_id, process.returncode, now_s,
+                           self.out_dir / 'logs' / f'{robot_id}.log')
 
     # -- faults ---------------------------------------------------------------------------------
 

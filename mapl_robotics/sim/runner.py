@@ -153,6 +153,9 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
         if fleet is not None:
             fleet.close()
         sim.close()
+    if fleet.crashed:
+        # An agent that died on its own is a failure of the run, not a scripted fault.
+        metrics['success'] = False
     files = [write_metrics(metrics, out_dir)]
     if options.plots:
         files.extend(_pictures(sim, scenario, options, metrics))
@@ -222,6 +225,7 @@ def _metrics(sim, fleet, schedule, scenario, options, history, outcome, wall_tim
         extra={'closest_approach': _json_safe(sim.closest_approach()),
                'final_pose': _final_poses(sim),
                'max_pacer_lag_s': _json_safe(fleet.max_pacer_lag_s),
+               'agent_crashes': dict(fleet.crashed),
                'agent_status': dict(sorted(fleet.statuses.items())),
                'mesh_messages': mesh['messages'],
                'proposals': sum(item.proposals for item in stats.values()),
