@@ -153,6 +153,12 @@ def test_yaml_exponent_notation_numbers(tmp_path):
     assert spec == load_spec(document)
 
 
+def test_json_file_with_byte_order_mark(tmp_path):
+    path = tmp_path / 'fleet.json'
+    path.write_bytes(b'\xef\xbb\xbf' + json.dumps(full_document()).encode())
+    assert load_spec(path) == load_spec(full_document())
+
+
 def test_relative_map_path_next_to_spec(tmp_path, maps_dir):
     (tmp_path / 'site').mkdir()
     target = tmp_path / 'site' / 'grid.map'

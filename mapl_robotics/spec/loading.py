@@ -79,7 +79,7 @@ def _read_file(path: Path) -> Any:
         raise SpecError(f'spec file {str(path)!r} is larger than {_MAX_SPEC_BYTES} bytes; a '
                         'fleet spec is a small YAML or JSON document')
     try:
-        text = path.read_text(encoding='utf-8')
+        text = path.read_text(encoding='utf-8-sig')
     except UnicodeDecodeError as error:
         raise SpecError(f'spec file {str(path)!r} is not UTF-8 text ({error.reason} at byte '
                         f'{error.start})') from None

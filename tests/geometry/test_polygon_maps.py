@@ -222,6 +222,44 @@ def test_geojson_bowtie(tmp_path):
     assert load_map(path).obstacles[0].area == pytest.approx(0.5)
 
 
+def test_geojson_with_byte_order_mark(tmp_path):
+    path = tmp_path / 'bom.geojson'
+    path.write_bytes(b'\xef\xbb\xbf' + json.dumps(geojson_document()).encode())
+    world = load_map(path)
+    assert world.bounds_m == (0.0, 0.0, 10.0, 6.0)
+    assert len(world.obstacles) == 4
+
+
+def test_geojson_altitude_dropped(tmp_path, caplog):
+    document = geojson_document(bbox=[0, 0, -5, 10, 6, 5])
+    shelf = document['features'][0]['geometry']
+    shelf['coordinates'] = [[[x, y, 2.5] for x, y in shelf['coordinates'][0]]]
+    document['features'][1]['geometry']['coordinates'] = [6, 3, 0]
+    flat = load_map(_write_json(tmp_path / 'flat.geojson', geojson_document()))
+    with caplog.at_level('INFO', logger='mapl_robotics.geometry.maps.polygon'):
+        world = load_map(_write_json(tmp_path / 'altitude.geojson', document))
+    assert world.bounds_m == flat.bounds_m
+    assert [o.equals(f) for o, f in zip(world.obstacles, flat.obstacles)] == [True] * 4
+    assert 'dropped the altitude of 6 positions' in caplog.text
+
+
+@pytest.mark.parametrize('position, message', [
+    ([1, 1, 0, 7], r'\[x, y\] or \[x, y, z\]'),
+    ([1, 1, 'high'], 'non-numeric altitude'),
+    ([1], r'\[x, y\] or \[x, y, z\]'),
+])
+def test_geojson_bad_position_rejected(tmp_path, position, message):
+    document = geojson_document()
+    document['features'][1]['geometry']['coordinates'] = position
+    with pytest.raises(MapFormatError, match=message):
+        load_map(_write_json(tmp_path / 'bad.geojson', document))
+
+
+def _write_json(path, document):
+    path.write_text(json.dumps(document))
+    return path
+
+
 @pytest.mark.parametrize('change, message', [
     ({'bbox': None}, 'bbox'),
     ({'features': {}}, '"features" must be a list'),

@@ -15,6 +15,10 @@ GeoJSON: a FeatureCollection (or a single Feature or geometry) whose ``bbox`` me
 bounds ``[x_min, y_min, x_max, y_max]``. Polygon and MultiPolygon geometries are obstacles; a
 Point with a ``radius_m`` property is a disc. Coordinates are planar metres in the map frame,
 not longitude and latitude, and an optional top-level ``repair_invalid`` works as in YAML.
+Positions with an altitude ``[x, y, z]`` and a 3D ``bbox`` ``[x_min, y_min, z_min, x_max,
+y_max, z_max]`` are accepted: the map is 2D, so z is dropped and an INFO log line counts the
+positions that had one. Rings need not repeat their first vertex at the end. A UTF-8 byte order
+mark at the start of the file is ignored, in YAML and GeoJSON alike.
 
 Discs become polygons with 64 vertices whose edges circumscribe the disc, so the obstacle is
 never smaller than the disc.
@@ -184,7 +188,11 @@ def load_geojson_map(path, *, repair_invalid: bool | None = None) -> World:
         raise MapFormatError(
             f'GeoJSON map {str(path)!r} lacks a top-level "bbox": [x_min, y_min, x_max, y_max] '
             'giving the map bounds in metres')
-    bounds = _bounds(document['bbox'], path)
+    bbox = document['bbox']
+    if isinstance(bbox, list) and len(bbox) == 6:
+        # A 3D bbox: [x_min, y_min, z_min, x_max, y_max, z_max].
+        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+    bounds = _bounds(bbox, path)
 
     if document['type'] == 'FeatureCollection':
         features = document.get('features')
@@ -196,8 +204,12 @@ def load_geojson_map(path, *, repair_invalid: bool | None = None) -> World:
     else:
         features = [{'type': 'Feature', 'geometry': document, 'properties': {}}]
     obstacles = []
+    altitudes: list[float] = []
     for index, feature in enumerate(features):
-        obstacles.extend(_geojson_obstacles(feature, index, path))
+        obstacles.extend(_geojson_obstacles(feature, index, path, altitudes))
+    if altitudes:
+        _LOG.info('GeoJSON map %s: dropped the altitude of %d positions, because the map is 2D',
+                  path, len(altitudes))
 
     repair = _repair_flag(document.get('repair_invalid', False), path)
     if repair_invalid is not None:
@@ -212,7 +224,7 @@ def _read_structured(path: Path, *, loader, kind: str) -> Any:
     if not path.is_file():
         raise MapFileNotFoundError(f'map file {str(path)!r} does not exist; check the path')
     try:
-        return loader(path.read_text())
+        return loader(path.read_text(encoding='utf-8-sig'))
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MapFormatError(
             f'map file {str(path)!r} is not valid {kind} ({error}); fix the syntax') from error
@@ -251,11 +263,25 @@ def _finite_point(value, label: str) -> tuple[float, float]:
     return float(value[0]), float(value[1])
 
 
-def _ring(value, label: str) -> list[tuple[float, float]]:
+def _geojson_point(value, label: str, altitudes: list[float]) -> tuple[float, float]:
+    """Return x and y of a GeoJSON position ``[x, y]`` or ``[x, y, z]``, recording z."""
+    if isinstance(value, list) and len(value) == 3:
+        altitude = value[2]
+        if isinstance(altitude, bool) or not isinstance(altitude, (int, float)):
+            raise MapFormatError(f'{label} {value!r} has a non-numeric altitude')
+        altitudes.append(float(altitude))
+        value = value[:2]
+    elif isinstance(value, list) and len(value) != 2:
+        raise MapFormatError(f'{label} {value!r} must be a position [x, y] or [x, y, z] in '
+                             'metres')
+    return _finite_point(value, label)
+
+
+def _ring(value, label: str, point=_finite_point) -> list[tuple[float, float]]:
     if not isinstance(value, list) or len(value) < 3:
         raise MapFormatError(
             f'{label} must be a list of at least three [x, y] vertices, got {value!r}')
-    return [_finite_point(vertex, f'{label} vertex {index}') for index, vertex in enumerate(value)]
+    return [point(vertex, f'{label} vertex {index}') for index, vertex in enumerate(value)]
 
 
 def _yaml_obstacle(item, index: int, path: Path) -> BaseGeometry:
@@ -279,7 +305,8 @@ def _yaml_obstacle(item, index: int, path: Path) -> BaseGeometry:
         '{circle: {center_m: [x, y], radius_m: r}}')
 
 
-def _geojson_obstacles(feature, index: int, path: Path) -> list[BaseGeometry]:
+def _geojson_obstacles(feature, index: int, path: Path,
+                       altitudes: list[float]) -> list[BaseGeometry]:
     label = f'GeoJSON map {str(path)!r} feature {index}'
     if not isinstance(feature, dict) or feature.get('type') != 'Feature':
         raise MapFormatError(f'{label} must be an object with "type": "Feature"')
@@ -293,21 +320,26 @@ def _geojson_obstacles(feature, index: int, path: Path) -> list[BaseGeometry]:
         if 'radius_m' not in properties:
             raise MapFormatError(
                 f'{label} is a Point without a radius_m property; give the disc radius in metres')
-        return [disc_polygon(_finite_point(coordinates, f'{label} coordinates'),
+        return [disc_polygon(_geojson_point(coordinates, f'{label} coordinates', altitudes),
                              radius_m=properties['radius_m'])]
     if kind == 'Polygon':
-        return [_geojson_polygon(coordinates, label)]
+        return [_geojson_polygon(coordinates, label, altitudes)]
     if kind == 'MultiPolygon':
         if not isinstance(coordinates, list):
             raise MapFormatError(f'{label}: MultiPolygon coordinates must be a list')
-        return [_geojson_polygon(part, f'{label} part {k}') for k, part in enumerate(coordinates)]
+        return [_geojson_polygon(part, f'{label} part {k}', altitudes)
+                for k, part in enumerate(coordinates)]
     raise MapFormatError(
         f'{label} has geometry type {kind!r}; obstacles are Polygon, MultiPolygon or Point with '
         'radius_m')
 
 
-def _geojson_polygon(coordinates, label: str) -> Polygon:
+def _geojson_polygon(coordinates, label: str, altitudes: list[float]) -> Polygon:
     if not isinstance(coordinates, list) or not coordinates:
         raise MapFormatError(f'{label}: Polygon coordinates must be a list of rings')
-    rings = [_ring(ring, f'{label} ring {k}') for k, ring in enumerate(coordinates)]
+
+    def point(value, vertex_label: str) -> tuple[float, float]:
+        return _geojson_point(value, vertex_label, altitudes)
+
+    rings = [_ring(ring, f'{label} ring {k}', point) for k, ring in enumerate(coordinates)]
     return Polygon(rings[0], rings[1:])
