@@ -246,6 +246,32 @@ def test_plain_and_16_bit_pgm(tmp_path):
     assert pixels.tolist() == [[65535, 52685, 0]]
 
 
+def test_p5_with_crlf_header_not_shifted(tmp_path, caplog):
+    (tmp_path / 'map.pgm').write_bytes(b'P5\r\n# saved on Windows\r\n3 1\r\n255\r\n'
+                                       + bytes([254, 205, 0]))
+    with caplog.at_level('WARNING', logger='mapl_robotics.geometry.maps.map_server'):
+        pixels, _ = read_pgm(tmp_path / 'map.pgm')
+    assert pixels.tolist() == [[254, 205, 0]]
+    assert '\\r\\n' in caplog.text
+    grid, _ = load_map_server_grid(write_yaml(tmp_path / 'map.yaml'))
+    assert grid.data.tolist() == [[0, -1, 100]]
+
+
+def test_p5_first_sample_may_be_newline_byte(tmp_path):
+    # With exactly the declared raster after '\r', a first sample of 10 is data, not a line end.
+    (tmp_path / 'map.pgm').write_bytes(b'P5\n3 1\n255\r' + bytes([10, 205, 0]))
+    pixels, _ = read_pgm(tmp_path / 'map.pgm')
+    assert pixels.tolist() == [[10, 205, 0]]
+
+
+def test_p5_surplus_raster_bytes_logged(tmp_path, caplog):
+    (tmp_path / 'map.pgm').write_bytes(b'P5\n3 1\n255\n' + bytes([254, 205, 0, 0, 0]))
+    with caplog.at_level('WARNING', logger='mapl_robotics.geometry.maps.map_server'):
+        pixels, _ = read_pgm(tmp_path / 'map.pgm')
+    assert pixels.tolist() == [[254, 205, 0]]
+    assert '2 bytes after the 3 raster bytes' in caplog.text
+
+
 def test_missing_image(tmp_path):
     path = write_yaml(tmp_path / 'map.yaml', image='absent.pgm')
     with pytest.raises(MapFileNotFoundError, match='absent.pgm'):

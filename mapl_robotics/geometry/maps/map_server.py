@@ -251,6 +251,10 @@ def _pillow_channels(image, image_path: Path) -> tuple[np.ndarray, np.ndarray | 
 def read_pgm(path) -> tuple[np.ndarray, int]:
     """Read a binary (P5) or plain (P2) PGM file with 8- or 16-bit samples.
 
+    In P5, one whitespace byte ends the header. When it is ``\\r`` followed by ``\\n`` and the
+    file holds exactly one byte more than the declared raster, the pair counts as the line end
+    (with a warning). Other bytes beyond the raster are ignored with a warning.
+
     :returns: ``(pixels, max_value)``, pixels of shape ``(rows, cols)`` in file order (row 0 at
         the top), dtype uint8 or uint16.
     """
@@ -294,10 +298,20 @@ def read_pgm(path) -> tuple[np.ndarray, int]:
                 'malformed')
         data = content[position + 1:]
         needed = count * np.dtype(dtype).itemsize
+        if content[position:position + 2] == b'\r\n' and len(data) == needed + 1:
+            # A header written with Windows line ends. Netpbm reads the '\n' as the first
+            # sample, which shifts every pixel by one, but the raster length shows it is part
+            # of the line end.
+            _LOG.warning('PGM file %s ends its header with \\r\\n, where the format allows '
+                         'one whitespace byte; the raster is read after the \\n', path)
+            data = data[1:]
         if len(data) < needed:
             raise MapFormatError(
                 f'PGM file {str(path)!r} contains {len(data)} raster bytes but its header '
                 f'({width} x {height}, maxval {max_value}) needs {needed}; the file is truncated')
+        if len(data) > needed:
+            _LOG.warning('PGM file %s has %d bytes after the %d raster bytes its header '
+                         'declares; they are ignored', path, len(data) - needed, needed)
         pixels = np.frombuffer(data[:needed], dtype=dtype)
     else:
         tokens = content[position:].split()
