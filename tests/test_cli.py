@@ -63,6 +63,20 @@ def test_plan_single_robot_writes_png(tmp_path):
     # The straight line is 41.0 m long; walls in the room map force a detour.
     assert summary['robots']['robot']['length_m'] >= 41.0
     assert str(png) in result.stdout
+    assert str(output / 'summary.json') in result.stdout
+
+
+def test_plan_bundled_start_scales_with_cell_size(tmp_path):
+    # room_32's bundled start and goal are the centres of tiles (1, 1) and (30, 30).
+    output = tmp_path / 'half-metre'
+    result = run_mapl('--log-level', 'warning', 'plan', '--map', 'room_32', '--cell-size',
+                      '0.5', '--radius', '0.2', '--seed', '1', '--time-budget', '20',
+                      '--output', str(output), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    samples = json.loads((output / 'trajectories.json').read_text())['robot'][
+        'samples_t_x_y_yaw']
+    assert samples[0][1:3] == pytest.approx([0.75, 0.75])
+    assert samples[-1][1:3] == pytest.approx([15.25, 15.25])
 
 
 def test_plan_spec_fleet_without_conflicts(tmp_path):
@@ -101,7 +115,9 @@ def test_plan_missing_map_file(tmp_path):
     result = run_mapl('--log-level', 'warning', 'plan', '--map', 'nowhere.yaml', '--start',
                       '0', '0', '--goal', '1', '1', cwd=tmp_path)
     assert result.returncode == 1
-    assert_one_error_line(result, 'nowhere.yaml', 'does not exist')
+    line = assert_one_error_line(result, 'nowhere.yaml', 'does not exist')
+    assert 'bundled map' in line
+    assert 'room_32' in line
 
 
 def test_plan_start_outside_map(tmp_path):
@@ -142,10 +158,19 @@ def test_plan_rejects_negative_radius(tmp_path):
     assert '--radius' in result.stderr
 
 
-def test_plan_unknown_map_needs_start(tmp_path):
+def test_plan_map_file_needs_start(tmp_path):
+    (tmp_path / 'elsewhere.yaml').write_text('bounds_m: [0, 0, 10, 10]\nobstacles: []\n')
     result = run_mapl('plan', '--map', 'elsewhere.yaml', cwd=tmp_path)
     assert result.returncode == 2
     assert '--start' in result.stderr
+    assert 'only bundled maps' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_plan_missing_map_without_start(tmp_path):
+    result = run_mapl('plan', '--map', 'elsewhere.yaml', cwd=tmp_path)
+    assert result.returncode == 1
+    assert_one_error_line(result, 'elsewhere.yaml', 'does not exist', 'warehouse')
 
 
 def test_spec_validate_valid(tmp_path):

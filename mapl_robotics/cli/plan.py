@@ -69,10 +69,10 @@ def _default_output() -> Path:
               help='Edge length of a MovingAI grid cell, in metres (bundled MovingAI maps: 1).')
 @click.option('--start', 'start_xy_m', type=(float, float), metavar='X Y',
               help='Start position in the map frame, in metres. Default: the bundled '
-                   "map's start.")
+                   "map's start, scaled to --cell-size on MovingAI maps.")
 @click.option('--goal', 'goal_xy_m', type=(float, float), metavar='X Y',
               help='Goal position in the map frame, in metres. Default: the bundled '
-                   "map's goal.")
+                   "map's goal, scaled to --cell-size on MovingAI maps.")
 @click.option('--spec', 'spec_path', type=click.Path(dir_okay=False, path_type=Path),
               help='Fleet spec (JSON or YAML): plan all of its robots on its map, in order, '
                    'instead of one robot.')
@@ -123,9 +123,14 @@ def plan(map_name: str, cell_size_m: float | None, start_xy_m, goal_xy_m,
         job = FleetPlanJob.from_spec_file(spec_path, overrides=overrides)
     else:
         bundled = BUNDLED_MAPS.get(map_name)
+        if bundled is None and not Path(map_name).expanduser().is_file():
+            raise click.ClickException(
+                f'--map {map_name!r} does not exist as a file and is not a bundled map name; '
+                f'give the path of a map file or one of {", ".join(BUNDLED_MAPS)}')
         if bundled is None and (start_xy_m is None or goal_xy_m is None):
-            raise click.UsageError(f'--map {map_name} is not a bundled map, so give --start X Y '
-                                   'and --goal X Y')
+            raise click.UsageError(f'--map {map_name} is a map file, so give --start X Y and '
+                                   '--goal X Y; only bundled maps come with a default start '
+                                   'and goal')
         job = SingleRobotJob.create(
             map_name=map_name, bundled=bundled, cell_size_m=cell_size_m,
             start_xy_m=start_xy_m, goal_xy_m=goal_xy_m, radius_m=radius_m,
@@ -142,5 +147,5 @@ def plan(map_name: str, cell_size_m: float | None, start_xy_m, goal_xy_m,
                                    'folder') from None
     for line in result.summary_lines():
         click.echo(line)
-    click.echo(f'wrote {png_path} and {output_dir / "trajectories.json"} '
-               f'({time.perf_counter() - started:.1f} s)')
+    click.echo(f'wrote {png_path}, {output_dir / "trajectories.json"} and '
+               f'{output_dir / "summary.json"} ({time.perf_counter() - started:.1f} s)')

@@ -129,9 +129,16 @@ class SingleRobotJob:
 
         if bundled is not None:
             path = bundled_path(bundled.relative_path)
+            # The bundled start and goal are cell centres for the bundled cell size, so they
+            # scale with the cell size the user asks for.
+            scale = 1.0
+            if cell_size_m is not None and bundled.cell_size_m is not None:
+                scale = cell_size_m / bundled.cell_size_m
             cell_size_m = cell_size_m if cell_size_m is not None else bundled.cell_size_m
-            start_xy_m = start_xy_m if start_xy_m is not None else bundled.start_xy_m
-            goal_xy_m = goal_xy_m if goal_xy_m is not None else bundled.goal_xy_m
+            if start_xy_m is None:
+                start_xy_m = tuple(scale * value for value in bundled.start_xy_m)
+            if goal_xy_m is None:
+                goal_xy_m = tuple(scale * value for value in bundled.goal_xy_m)
         else:
             path = Path(map_name)
         world = load_map(path, cell_size_m=cell_size_m)
