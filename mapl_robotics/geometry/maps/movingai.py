@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mapl_robotics.errors import (InvalidCoordinateError, MapFileNotFoundError,
+from mapl_robotics.errors import (EmptyMapError, InvalidCoordinateError, MapFileNotFoundError,
                                   MapFormatError, OutOfBoundsError)
 from mapl_robotics.geometry.occupancy import FREE, OCCUPIED, OccupancyGrid
 from mapl_robotics.geometry.world import World
@@ -175,6 +175,10 @@ def load_movingai_map(path, *, cell_size_m: float) -> World:
     path = Path(path)
     size = _check_cell_size(cell_size_m, path)
     grid_map = read_movingai_map(path)
+    if not np.any(grid_map.passable):
+        raise EmptyMapError(
+            f'MovingAI map {str(path)!r} has no passable tile: all {grid_map.tiles.size} tiles '
+            "are '@', 'O', 'T' or 'W'; a robot needs at least one '.', 'G' or 'S' tile")
     metadata = {'format': 'movingai', 'path': str(path), 'map_name': grid_map.name,
                 'width_cells': grid_map.width, 'height_cells': grid_map.height,
                 'cell_size_m': size}
