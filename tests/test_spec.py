@@ -278,6 +278,25 @@ def test_unknown_keys_listed_with_allowed():
     assert 'planner' in problems['planer']
 
 
+@pytest.mark.parametrize('path, value, expected', [
+    ('roboticSystem.communication.latency_bound', '1 h', 'must be at most 60.0 s, got 3600.0 s'),
+    ('roboticSystem.communication.latency_bound', '0ms', 'must be greater than 0.0 s, got 0.0 s'),
+    ('robots.0.radius_m', 20, 'must be at most 10.0 m, got 20 m'),
+    ('robots.0.max_accel_mps2', -1, 'must be greater than 0.0 m/s^2, got -1 m/s^2'),
+    ('planner.goal_bias', 1.0, 'must be less than 1.0, got 1.0'),
+    ('mesh.base_port', 80, 'must be at least 1024, got 80'),
+])
+def test_range_errors_give_units(path, value, expected):
+    document = full_document()
+    target = document
+    keys = [int(key) if key.isdigit() else key for key in path.split('.')]
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    location = '.'.join(str(key) for key in keys).replace('.0.', '[0].')
+    assert problems_of(document)[location] == expected
+
+
 def test_missing_required_key():
     document = copy.deepcopy(GIVEN_BLOCK)
     del document['roboticSystem']['communication']['latency_bound']

@@ -163,6 +163,37 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
+# Unit of a field, from the suffix of its Python name (the spec key may be an alias without
+# the unit, such as latency_bound for latency_bound_s). Longer suffixes come first.
+_UNIT_SUFFIXES = (('_mps2', 'm/s^2'), ('_radps', 'rad/s'), ('_mps', 'm/s'), ('_bytes', 'bytes'),
+                  ('_rad', 'rad'), ('_m', 'm'), ('_s', 's'))
+_LIMIT_WORDS = {'greater_than': ('gt', 'greater than'), 'greater_than_equal': ('ge', 'at least'),
+                'less_than': ('lt', 'less than'), 'less_than_equal': ('le', 'at most')}
+
+
+def _field_unit(location: tuple[Any, ...], raw: Any) -> str:
+    """Return the unit of the field at ``location``, or '' when its name has none."""
+    if not location or isinstance(location[-1], int):
+        return ''
+    model = _model_at(location[:-1], raw)
+    if model is None:
+        return ''
+    for name, field in model.model_fields.items():
+        if location[-1] in (name, field.alias):
+            return next((unit for suffix, unit in _UNIT_SUFFIXES if name.endswith(suffix)), '')
+    return ''
+
+
+def _limit_message(kind: str, error: dict[str, Any], location: tuple[Any, ...],
+                   raw: Any) -> str:
+    """Return 'must be at most 60 s, got 3600.0 s' for a range error, with the field's unit."""
+    key, words = _LIMIT_WORDS[kind]
+    unit = _field_unit(location, raw)
+    suffix = f' {unit}' if unit else ''
+    limit = (error.get('ctx') or {}).get(key)
+    return f'must be {words} {limit}{suffix}, got {_short_repr(error["input"])}{suffix}'
+
+
 def _describe(error: dict[str, Any], raw: Any) -> tuple[tuple[Any, ...], str]:
     location = _clean_location(tuple(error['loc']), raw)
     kind = error['type']
@@ -178,6 +209,8 @@ def _describe(error: dict[str, Any], raw: Any) -> tuple[tuple[Any, ...], str]:
         return location, f'unknown key {location[-1]!r}{allowed}'
     if kind == 'missing':
         return location, 'required key is missing'
+    if kind in _LIMIT_WORDS:
+        return location, _limit_message(kind, error, location, raw)
     message = message[0].lower() + message[1:] if message else message
     if kind in ('union_tag_invalid', 'union_tag_not_found'):
         return location, message
