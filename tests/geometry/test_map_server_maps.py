@@ -285,6 +285,26 @@ def test_missing_yaml(tmp_path):
         load_map_server_map(tmp_path / 'nowhere.yaml')
 
 
+@pytest.mark.parametrize('text, message', [
+    ('', 'is empty'),
+    ('# only a comment\n', 'is empty'),
+    ('- 1\n- 2\n', 'contains a list, not a mapping'),
+])
+def test_empty_or_list_yaml_named(tmp_path, text, message):
+    path = tmp_path / 'map.yaml'
+    path.write_text(text)
+    with pytest.raises(MapFormatError, match=message):
+        load_map(path)
+
+
+def test_folder_given_as_map_or_image(tmp_path):
+    with pytest.raises(MapFileNotFoundError, match='is a folder'):
+        load_map(tmp_path)
+    path = write_yaml(tmp_path / 'map.yaml', image='.')
+    with pytest.raises(MapFileNotFoundError, match='is a folder'):
+        load_map(path)
+
+
 @pytest.mark.parametrize('content, message', [
     (b'P6\n3 1\n255\n\x00\x00\x00', 'P6'),
     (b'P5\n3\n', 'truncated header'),

@@ -51,6 +51,10 @@ def load_map(path, *, cell_size_m: float | None = None,
     :param unknown_is_obstacle: for map_server maps, whether unknown cells are obstacles.
     """
     path = Path(path)
+    if path.is_dir():
+        raise MapFileNotFoundError(
+            f'map path {str(path)!r} is a folder, not a map file; give the path of the map '
+            'file inside it')
     if not path.is_file():
         raise MapFileNotFoundError(f'map file {str(path)!r} does not exist; check the path')
     suffix = path.suffix.lower()
@@ -72,6 +76,14 @@ def load_map(path, *, cell_size_m: float | None = None,
             return load_map_server_map(path, unknown_is_obstacle=unknown_is_obstacle)
         if isinstance(document, dict) and 'bounds_m' in document:
             return load_polygon_map(path)
+        if document is None:
+            raise MapFormatError(
+                f'map YAML {str(path)!r} is empty; a map_server map needs an image key and a '
+                'polygon map a bounds_m key')
+        if not isinstance(document, dict):
+            raise MapFormatError(
+                f'map YAML {str(path)!r} contains a {type(document).__name__}, not a mapping; '
+                'a map_server map needs an image key and a polygon map a bounds_m key')
         raise MapFormatError(
             f'map YAML {str(path)!r} is neither a map_server map (no image key) nor a polygon '
             'map (no bounds_m key)')

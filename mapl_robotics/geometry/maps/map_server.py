@@ -74,8 +74,9 @@ def load_map_server_grid(yaml_path) -> tuple[OccupancyGrid, dict]:
     if not image_path.is_absolute():
         image_path = path.parent / image_path
     if not image_path.is_file():
+        problem = 'is a folder' if image_path.is_dir() else 'does not exist'
         raise MapFileNotFoundError(
-            f'map image {str(image_path)!r} named by {str(path)!r} does not exist; fix the '
+            f'map image {str(image_path)!r} named by {str(path)!r} {problem}; fix the '
             "'image' key (relative paths start at the YAML file's folder) or add the image")
     description['image_path'] = str(image_path)
     values = _image_values(image_path, description)
