@@ -79,3 +79,12 @@ def test_agent_killed_robot_stops(out_dir):
     final = metrics['final_pose']['r1']
     assert abs(final['speed_mps']) < 0.01
     assert final['distance_to_last_plan_end_m'] < 0.05
+
+
+@pytest.mark.timeout(600)
+def test_partition_heals_without_conflicts(out_dir):
+    metrics = run(load_scenario_file('fault_partition'), out_dir, mode='multi-process')
+    assert_fleet_safe_and_done(metrics)
+    kinds = [event['type'] for event in metrics['fault_events']]
+    assert kinds == ['partition', 'heal']
+    assert metrics['fault_events'][0]['nodes'] == ['ledger_0', 'r0']
