@@ -253,7 +253,7 @@ def read_pgm(path) -> tuple[np.ndarray, int]:
     """Read a binary (P5) or plain (P2) PGM file with 8- or 16-bit samples.
 
     In P5, one whitespace byte ends the header. When it is ``\\r`` followed by ``\\n`` and the
-    file holds exactly one byte more than the declared raster, the pair counts as the line end
+    file contains exactly one byte more than the declared raster, the pair counts as the line end
     (with a warning). Other bytes beyond the raster are ignored with a warning.
 
     :returns: ``(pixels, max_value)``, pixels of shape ``(rows, cols)`` in file order (row 0 at
@@ -300,9 +300,9 @@ def read_pgm(path) -> tuple[np.ndarray, int]:
         data = content[position + 1:]
         needed = count * np.dtype(dtype).itemsize
         if content[position:position + 2] == b'\r\n' and len(data) == needed + 1:
-            # A header written with Windows line ends. Netpbm reads the '\n' as the first
-            # sample, which shifts every pixel by one, but the raster length shows it is part
-            # of the line end.
+            # A header written with Windows line ends. The format makes '\r' the separator and
+            # '\n' the first sample, which shifts every pixel by one, but the raster length
+            # shows that the '\n' belongs to the line end.
             _LOG.warning('PGM file %s ends its header with \\r\\n, where the format allows '
                          'one whitespace byte; the raster is read after the \\n', path)
             data = data[1:]
