@@ -243,6 +243,17 @@ def test_geojson_altitude_dropped(tmp_path, caplog):
     assert 'dropped the altitude of 6 positions' in caplog.text
 
 
+def test_geojson_unlocated_feature_skipped(tmp_path):
+    document = geojson_document()
+    document['features'].append({'type': 'Feature', 'properties': {'name': 'note'},
+                                 'geometry': None})
+    world = load_map(_write_json(tmp_path / 'unlocated.geojson', document))
+    assert len(world.obstacles) == 4
+    document['features'][-1] = {'type': 'Feature', 'properties': {}}
+    with pytest.raises(MapFormatError, match='feature 3 has no geometry object'):
+        load_map(_write_json(tmp_path / 'missing.geojson', document))
+
+
 @pytest.mark.parametrize('position, message', [
     ([1, 1, 0, 7], r'\[x, y\] or \[x, y, z\]'),
     ([1, 1, 'high'], 'non-numeric altitude'),

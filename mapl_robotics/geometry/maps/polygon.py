@@ -17,7 +17,8 @@ Point with a ``radius_m`` property is a disc. Coordinates are planar metres in t
 not longitude and latitude, and an optional top-level ``repair_invalid`` works as in YAML.
 Positions with an altitude ``[x, y, z]`` and a 3D ``bbox`` ``[x_min, y_min, z_min, x_max,
 y_max, z_max]`` are accepted: the map is 2D, so z is dropped and an INFO log line counts the
-positions that had one. Rings need not repeat their first vertex at the end. A UTF-8 byte order
+positions that had one. A feature with ``"geometry": null`` (unlocated) is skipped with an
+INFO log line. Rings need not repeat their first vertex at the end. A UTF-8 byte order
 mark at the start of the file is ignored, in YAML and GeoJSON alike.
 
 Discs become polygons with 64 vertices whose edges circumscribe the disc, so the obstacle is
@@ -310,6 +311,10 @@ def _geojson_obstacles(feature, index: int, path: Path,
     label = f'GeoJSON map {str(path)!r} feature {index}'
     if not isinstance(feature, dict) or feature.get('type') != 'Feature':
         raise MapFormatError(f'{label} must be an object with "type": "Feature"')
+    if 'geometry' in feature and feature['geometry'] is None:
+        # GeoJSON allows "geometry": null for an unlocated feature, which blocks nothing.
+        _LOG.info('%s has "geometry": null, so it is not an obstacle', label)
+        return []
     geometry = feature.get('geometry')
     properties = feature.get('properties') or {}
     if not isinstance(geometry, dict):
