@@ -192,6 +192,7 @@ def summarize(folder: Path, ids: list[str], send_s: float) -> dict:
         for key in ('sent', 'acked', 'failed', 'duplicates_delivered'):
             totals[key] += summary[key]
         totals['cpu_ms'] += round(summary['cpu_s'] * 1e3)
+        totals['cpu_send_phase_ms'] += round(summary.get('cpu_send_phase_s', 0.0) * 1e3)
         counters = summary['metrics']['counters']
         for key in ('retransmissions', 'fault_dropped', 'hwm_drops', 'duplicates_dropped'):
             totals[key] += counters.get(key, 0)
@@ -211,6 +212,11 @@ def summarize(folder: Path, ids: list[str], send_s: float) -> dict:
                    'throughput_msgs_per_s': round(totals['acked'] / send_s, 1)})
     # CPU time of all peer processes (including about 0.5 s of imports each) per acked message.
     result['cpu_ms_per_acked_message'] = round(totals['cpu_ms'] / max(totals['acked'], 1), 3)
+    # CPU of all peers during the send phase only (steady state, load-independent): per
+    # message sent, and in cores (CPU seconds per second) for the whole fleet.
+    result['cpu_us_per_message_send_phase'] = round(
+        totals['cpu_send_phase_ms'] * 1e3 / max(totals['sent'], 1), 1)
+    result['cpu_cores_send_phase'] = round(totals['cpu_send_phase_ms'] / 1e3 / send_s, 2)
     result.update({key: totals[key] for key in ('sent', 'acked', 'failed', 'retransmissions',
                                                  'fault_dropped', 'hwm_drops',
                                                  'duplicates_dropped')})

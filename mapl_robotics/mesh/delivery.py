@@ -84,7 +84,8 @@ class RttEstimator:
     MAX_BACKOFF = 16
     MAX_RTO_S = 0.5
 
-    def __init__(self) -> None:
+    def __init__(self, *, initial_rto_s: float = 0.005) -> None:
+        self.initial_rto_s = initial_rto_s
         self.srtt_s: float | None = None
         self.rttvar_s = 0.0
         self.backoff = 1
@@ -96,10 +97,15 @@ class RttEstimator:
         A new sample resets it. Many messages can time out together, so the timeout doubles at
         most once per current timeout period, and never beyond ``MAX_RTO_S``. Without the
         backoff, an overloaded receiver whose acknowledgements come late gets a flood of
-        spurious retransmissions that overload it further.
+        spurious retransmissions that overload it further. The backoff also applies before
+        the first sample (from ``initial_rto_s``): a receiver that is overloaded from the
+        start acknowledges nothing before the first retry, so Karn's rule yields no sample,
+        and without it every message would be retried at the initial pace until its deadline.
         """
         rto_s = self.rto_s
-        if rto_s is None or now_s - self._last_backoff_s < rto_s:
+        if rto_s is None:
+            rto_s = self.initial_rto_s
+        if now_s - self._last_backoff_s < rto_s:
             return
         self._last_backoff_s = now_s
         self.backoff = min(self.backoff * 2, self.MAX_BACKOFF)
@@ -115,8 +121,11 @@ class RttEstimator:
 
     @property
     def rto_s(self) -> float | None:
+        """Current timeout; None before the first sample and before any backoff."""
         if self.srtt_s is None:
-            return None
+            if self.backoff == 1:
+                return None
+            return min(self.initial_rto_s * self.backoff, self.MAX_RTO_S)
         return min((self.srtt_s + 4.0 * self.rttvar_s) * self.backoff, self.MAX_RTO_S)
 
 

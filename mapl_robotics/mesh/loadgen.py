@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import resource
 import threading
 import time
@@ -146,7 +147,21 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
             futures.append(future)
         summary['sent'] += len(sent)
 
+    cpu_start_s = time.process_time()
+    threads_start = _thread_cpu()
+    iterations_start = node._engine.iterations
+    counters_start = node.metrics_registry.snapshot()['counters']
     _generate(settings, send_all)
+    # CPU of the whole process (every thread) during the send phase only: steady-state cost
+    # of the load, without imports, key loading, connection set-up or the linger phase.
+    summary['cpu_send_phase_s'] = time.process_time() - cpu_start_s
+    threads_end = _thread_cpu()
+    summary['loop_iterations'] = node._engine.iterations - iterations_start
+    counters_end = node.metrics_registry.snapshot()['counters']
+    summary['counters_send_phase'] = {key: value - counters_start.get(key, 0)
+                                      for key, value in counters_end.items()}
+    summary['thread_cpu_s'] = {name: round(threads_end[name] - threads_start.get(name, 0.0), 3)
+                               for name in threads_end}
     wait_until_s = time.monotonic() + settings.deadline_s + settings.linger_s
     for future in futures:
         remaining_s = max(0.0, wait_until_s - time.monotonic())
@@ -167,6 +182,23 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
     if settings.metrics_json is not None:
         Path(settings.metrics_json).write_text(json.dumps(summary), encoding='utf-8')
     return summary
+
+
+def _thread_cpu() -> dict:
+    """CPU seconds used so far by each thread of this process, keyed ``name:tid`` (Linux)."""
+    out = {}
+    if not os.path.isdir('/proc/self/task'):
+        return out
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{tid}/stat') as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index('(') + 1:text.rindex(')')]
+        fields = text[text.rindex(')') + 2:].split()
+        out[name + ':' + tid] = (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    return out
 
 
 def _generate(settings: LoadSettings, send_all) -> None:

@@ -42,37 +42,36 @@ class LogThrottle:
 
 
 class MeshMetrics:
-    """Thread-safe counters and a bounded window of delivery latencies for one node.
+    """Counters and a bounded window of delivery latencies for one node.
+
+    One thread (the node's I/O thread) writes; any thread may read. Copies are taken by
+    single C-level calls (``dict()``, ``list()``), which see a consistent state under the GIL.
 
     Counter names are stable and documented in ``docs/architecture.md`` (Mesh section).
     """
 
     def __init__(self, *, latency_window: int = 100_000) -> None:
-        self._lock = threading.Lock()
         self._counters: collections.Counter[str] = collections.Counter()
         self._latencies_s: collections.deque[float] = collections.deque(maxlen=latency_window)
 
     def count(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counters[name] += amount
+        # No lock: only the node's I/O thread writes, once or more per packet, and a
+        # Counter update from one thread is safe under the GIL. Readers copy under the GIL.
+        self._counters[name] += amount
 
     def record_latency(self, latency_s: float) -> None:
-        with self._lock:
-            self._latencies_s.append(latency_s)
+        self._latencies_s.append(latency_s)
 
     def get(self, name: str) -> int:
-        with self._lock:
-            return self._counters[name]
+        return self._counters.get(name, 0)
 
     def latencies_s(self) -> list[float]:
-        with self._lock:
-            return list(self._latencies_s)
+        return list(self._latencies_s)
 
     def snapshot(self) -> dict:
         """Return counters plus latency percentiles in milliseconds (None if no samples)."""
-        with self._lock:
-            counters = dict(self._counters)
-            latencies = np.asarray(self._latencies_s, dtype=float)
+        counters = dict(self._counters)
+        latencies = np.asarray(list(self._latencies_s), dtype=float)
         percentiles = {}
         for name, q in (('p50_ms', 50), ('p99_ms', 99), ('max_ms', 100)):
             percentiles[name] = (float(np.percentile(latencies, q) * 1e3)

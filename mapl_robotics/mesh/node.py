@@ -187,19 +187,23 @@ class MeshNode:
                   peer_ids: Iterable[str] | None = None) -> dict[str, Future]:
         """Send the same message to every peer (or to ``peer_ids``); return futures by peer."""
         targets = list(self.peers if peer_ids is None else peer_ids)
-        futures = {}
-        commands = []
-        payload_bytes = None
-        for peer_id in targets:
-            with self._peer_lock:
+        with self._peer_lock:
+            for peer_id in targets:
                 if peer_id not in self._peer_ids:
                     raise PeerUnknownError(f'peer {peer_id!r} is not configured on mesh '
                                            f'node {self.config.node_id!r}')
-            command = self._build_command(peer_id, kind, payload, priority, deadline_s,
-                                          payload_bytes=payload_bytes)
-            payload_bytes = command.payload_bytes
-            commands.append(command)
-            futures[peer_id] = command.future
+        futures = {}
+        commands = []
+        if targets:
+            # Validate, encode and time-stamp once; only the peer and the future differ.
+            first = self._build_command(targets[0], kind, payload, priority, deadline_s)
+            for peer_id in targets:
+                command = SendCommand(
+                    peer=peer_id, priority=first.priority, kind=first.kind,
+                    payload_bytes=first.payload_bytes, deadline_fleet_s=first.deadline_fleet_s,
+                    deadline_s=first.deadline_s, created_s=first.created_s, future=Future())
+                commands.append(command)
+                futures[peer_id] = command.future
         pending = getattr(self._batch, 'commands', None)
         if pending is not None:
             pending.extend(commands)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import threading
 from typing import Any, Sequence
 
 import msgpack
@@ -206,12 +207,27 @@ def encode_packet(packet: Packet) -> list[bytes]:
     else:
         raise MessageFormatError(f'cannot encode {type(packet).__name__}; expected a '
                                  'DataPacket, AckPacket or HeartbeatPacket')
+    packer = _packer()
     try:
-        body_bytes = msgpack.packb(body, use_bin_type=True)
+        body_bytes = packer.pack(body)
     except (TypeError, ValueError, OverflowError) as error:
+        packer.reset()
         raise MessageFormatError(f'packet from {packet.sender!r} cannot be encoded: {error}',
                                  reason='encode') from error
-    return [MAGIC + bytes((SCHEMA_VERSION, packet_type)), body_bytes]
+    return [_PREAMBLES[packet_type], body_bytes]
+
+
+_PREAMBLES = {packet_type: MAGIC + bytes((SCHEMA_VERSION, packet_type))
+              for packet_type in PacketType}
+_THREAD_STATE = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    """Return this thread's reusable packer (``packb`` builds a new one for every call)."""
+    packer = getattr(_THREAD_STATE, 'packer', None)
+    if packer is None:
+        packer = _THREAD_STATE.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    return packer
 
 
 def decode_packet(frames: Sequence[bytes], *, max_packet_bytes: int) -> Packet:

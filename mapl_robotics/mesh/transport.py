@@ -185,18 +185,26 @@ class Transport:
         authenticated node id in secure mode and None otherwise.
         """
         packets = []
+        sock = self.inbound
+        recv = sock.recv
+        secure = self._keypair is not None
         for _ in range(max_packets):
             try:
-                frames = self.inbound.recv_multipart(zmq.NOBLOCK, copy=False)
+                routing = recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
             user_id = None
-            if self._keypair is not None:
+            if secure:
                 try:
-                    user_id = frames[0].get('User-Id')
+                    user_id = routing.get('User-Id')
                 except zmq.ZMQError:
                     user_id = ''
-            packets.append((user_id, [frame.bytes for frame in frames[1:]]))
+            # The rest of a multipart message is already queued whole, so these never block;
+            # copying small frames into bytes is cheaper than building Frame objects.
+            frames = []
+            while sock.rcvmore:
+                frames.append(recv(zmq.NOBLOCK))
+            packets.append((user_id, frames))
         return packets
 
     def close(self) -> None:

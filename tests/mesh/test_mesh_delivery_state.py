@@ -97,6 +97,22 @@ def test_rtt_estimator_follows_samples():
     assert estimator.rto_s == pytest.approx(0.002, abs=1e-4)
 
 
+def test_rtt_estimator_backs_off_before_the_first_sample():
+    # An overloaded receiver acknowledges nothing before the first retry, so there is no
+    # sample; timeouts must still stretch the retry interval instead of retrying at 5 ms.
+    estimator = RttEstimator(initial_rto_s=0.005)
+    assert estimator.rto_s is None
+    estimator.on_timeout(1.0)
+    estimator.on_timeout(1.001)  # within one timeout period: no second doubling
+    assert estimator.rto_s == pytest.approx(0.010)
+    for step in range(1, 10):
+        estimator.on_timeout(1.0 + step)
+    assert estimator.rto_s == pytest.approx(0.005 * RttEstimator.MAX_BACKOFF)
+    estimator.add_sample(0.004)
+    assert estimator.backoff == 1
+    assert estimator.rto_s == pytest.approx(0.004 + 4 * 0.002)
+
+
 def test_breaker_opens_probes_and_closes():
     breaker = CircuitBreaker(failure_threshold=3, cooldown_s=1.0)
     assert not breaker.record_failure(0.0)
