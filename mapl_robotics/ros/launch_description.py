@@ -30,6 +30,7 @@ import numpy as np
 import yaml
 
 from mapl_robotics.errors import LaunchArgumentError
+from mapl_robotics.yamlio import load_yaml
 
 __all__ = [
     'DEFAULT_MAP',
@@ -133,7 +134,7 @@ def _yaml_value(value: Any) -> str:
         # Quote everything but plain words that YAML reads back as the same string: rcl's
         # parser takes "host:port" inside a list for a mapping, and "3" or "true" for numbers
         # and booleans.
-        plain = bool(_PLAIN_STRING.fullmatch(value)) and yaml.safe_load(value) == value
+        plain = bool(_PLAIN_STRING.fullmatch(value)) and load_yaml(value) == value
         return value if plain else "'" + value.replace("'", "''") + "'"
     return str(value)
 
@@ -234,7 +235,7 @@ def _parse_robot_string(text: str) -> Mapping[str, Any] | list[str]:
         name, _, pose_text = part.partition('=')
         name = name.strip()
         try:
-            pose = yaml.safe_load(pose_text) if pose_text.strip() else None
+            pose = load_yaml(pose_text) if pose_text.strip() else None
         except yaml.YAMLError as error:
             raise LaunchArgumentError(
                 f'robot {name!r} start pose {pose_text.strip()!r} is not valid YAML '

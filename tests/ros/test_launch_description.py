@@ -179,3 +179,11 @@ def test_launch_file_builds_one_node_per_entry():
     nodes = opaque.execute(context)
     assert len(nodes) == 3
     assert all(isinstance(node, Node) for node in nodes)
+
+
+def test_robot_poses_accept_exponent_numbers():
+    starts = parse_robots('robot_0={x: 1e0, y: 5e-1}; robot_1={x: 2.0, y: -1e1}')
+    assert [start.name for start in starts] == ['robot_0', 'robot_1']
+    assert starts[0].x_m == 1.0
+    assert starts[0].y_m == 0.5
+    assert starts[1].y_m == -10.0
