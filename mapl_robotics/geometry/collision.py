@@ -49,8 +49,9 @@ PROBE_MAX_STEPS = 8
 # left fewer than 1 % of planner edges to GEOS.
 WALK_STEP_CELLS = 1.0
 # On maps of rectangles, an edge that the field walk has not decided after WALK_MAX_SAMPLES
-# look-ups goes to the exact box distances (box_kernels), which cost about as much as 10 to 20
-# look-ups in the warehouse aisles.
+# look-ups goes to the exact box distances (box_kernels). Replayed planner batches of
+# bench/planning.py ran fastest with 0 to 4 on MovingAI's warehouse, and any value from 0 to
+# 32 cost about the same on nav2's.
 WALK_MAX_SAMPLES = 4
 
 
@@ -132,6 +133,17 @@ class CollisionChecker:
             exact = np.flatnonzero(undecided)
             free[exact] = ~self._hits(shapely.points(xy[exact]))
         return free
+
+    def compiled_check(self) -> tuple | None:
+        """Return the arguments that :func:`~mapl_robotics.geometry.field_kernels.edge_code`
+        takes as ``check``, so compiled planners can test edges without leaving numba; None
+        for a world without obstacles. Codes other than FREE leave an edge unproven, which
+        such callers treat as blocked or hand to :meth:`segments_free`."""
+        if self._field is None:
+            return None
+        return (*self._kernel_field, self._inner_bounds_array, *self._box_arguments,
+                self.radius_m + self._margin_m, self.radius_m - self._margin_m,
+                self._walk_step_m, WALK_MAX_SAMPLES)
 
     def _decide_near_boxes(self, start: np.ndarray, end: np.ndarray, codes: np.ndarray) -> None:
         """Re-decide undecided codes from exact distances to rectangular obstacles."""

@@ -31,7 +31,8 @@ import numpy as np
 from mapl_robotics.geometry.box_kernels import (BLOCKED, FREE, UNDECIDED, BoxIndex,
                                                 classify_box_edge)
 
-__all__ = ['BLOCKED', 'FREE', 'UNDECIDED', 'classify_edges', 'classify_points', 'warm_up']
+__all__ = ['BLOCKED', 'FREE', 'UNDECIDED', 'classify_edges', 'classify_points', 'edge_code',
+           'point_code', 'warm_up']
 
 # An edge walk stops after this many samples and leaves the edge undecided. A walk takes at
 # most length / step + 2 samples, so only edges longer than about 10^6 field cells reach it.
@@ -163,6 +164,46 @@ def classify_edges(lower_flat, upper_flat, rows, cols, grid, inner, boxes, box_i
                 code = classify_box_edge(boxes, box_ids, offsets, box_grid, box_rows, box_cols,
                                          x0, y0, x1, y1, needed, blocking)
             out[k] = code
+
+
+@numba.njit(cache=True, nogil=True)
+def edge_code(check, x0, y0, x1, y1):
+    """Return the code of one edge for compiled callers.
+
+    ``check`` is the tuple from ``CollisionChecker.compiled_check``: the arguments of
+    :func:`classify_edges` from ``lower_flat`` to ``walk_samples``, without the edges and the
+    output.
+    """
+    (lower_flat, upper_flat, rows, cols, grid, inner, boxes, box_ids, offsets, box_grid,
+     box_rows, box_cols, needed, blocking, step_m, walk_samples) = check
+    if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(x1)
+            and math.isfinite(y1)):
+        return BLOCKED
+    if not (_inside(x0, y0, inner) and _inside(x1, y1, inner)):
+        return BLOCKED
+    has_boxes = box_rows > 0
+    code = _classify_edge(lower_flat, upper_flat, rows, cols, grid, x0, y0, x1, y1, needed,
+                          blocking, step_m, walk_samples if has_boxes else _MAX_WALK_SAMPLES)
+    if code == UNDECIDED and has_boxes:
+        code = classify_box_edge(boxes, box_ids, offsets, box_grid, box_rows, box_cols, x0, y0,
+                                 x1, y1, needed, blocking)
+    return code
+
+
+@numba.njit(cache=True, nogil=True)
+def point_code(check, x, y):
+    """Return the code of one point from the field alone (``check`` as for :func:`edge_code`)."""
+    lower_flat, upper_flat, rows, cols, grid, inner = check[0], check[1], check[2], check[3], \
+        check[4], check[5]
+    needed, blocking = check[12], check[13]
+    if not (math.isfinite(x) and math.isfinite(y)) or not _inside(x, y, inner):
+        return BLOCKED
+    lower, upper = _bounds_at(lower_flat, upper_flat, rows, cols, grid, x, y)
+    if upper < blocking:
+        return BLOCKED
+    if lower >= needed:
+        return FREE
+    return UNDECIDED
 
 
 _NO_BOXES = BoxIndex.empty_arguments()

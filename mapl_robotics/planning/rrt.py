@@ -23,6 +23,7 @@ import numpy as np
 from mapl_robotics.errors import (GoalInCollisionError, GoalUnreachableError,
                                   PlanningTimeoutError, StartInCollisionError)
 from mapl_robotics.geometry.world import CollisionChecker
+from mapl_robotics.planning import connect_kernel
 from mapl_robotics.planning.edges import PROBE_FRACTIONS, edges_free, probe_segments
 from mapl_robotics.planning.models import PlannerSettings
 from mapl_robotics.planning.reachability import reachability_grid
@@ -35,6 +36,10 @@ _LOG = logging.getLogger(__name__)
 
 # Random points are drawn in blocks to keep the per-iteration Python overhead low.
 _SAMPLE_BLOCK = 256
+# The compiled RRT-Connect keeps searching after its first join, for this many times the
+# samples used so far (at least _MIN_EXTRA_SAMPLES), and returns the shortest joined path.
+_EXTRA_SAMPLES_FACTOR = 1.0
+_MIN_EXTRA_SAMPLES = 32
 # RRT collects goal-connection attempts and checks them together after this many.
 _GOAL_BATCH = 8
 
@@ -208,7 +213,102 @@ def _longest_free(free: np.ndarray, count: int) -> np.ndarray:
     return choice
 
 
+def _path_to_root(xy: np.ndarray, parent: np.ndarray, node: int) -> np.ndarray:
+    indices = []
+    # A tree of n nodes has at most n ancestors, which bounds the walk.
+    for _ in range(len(parent)):
+        indices.append(node)
+        node = int(parent[node])
+        if node < 0:
+            break
+    return xy[indices]
+
+
+def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
+    """Classic RRT-Connect in compiled code (:mod:`~mapl_robotics.planning.connect_kernel`).
+
+    Returns ``(path or None, iterations, tree nodes, undecided edges)``. Samples come in
+    blocks of ``_SAMPLE_BLOCK`` from ``rng``, uniform over the region where the disc stays
+    inside the map; between blocks the time budget is checked. The search gives up early, so
+    that the batched search can ask GEOS about them, once it has seen undecided edges and
+    spent half of the iterations or time.
+    """
+    sampler = _Sampler(checker, rng)
+    step_m = settings.step_size_m
+    world = checker.world
+    margin = 2 + int(math.hypot(world.width_m, world.height_m) / step_m)
+    capacity = 4 * _SAMPLE_BLOCK + margin
+    trees = [[np.empty((capacity, 2)), np.full(capacity, -1, dtype=np.int64),
+              np.zeros(capacity)] for _ in range(2)]
+    trees[0][0][0] = start
+    trees[1][0][0] = goal
+    # After the first join the search goes on for _EXTRA_SAMPLES_FACTOR times the samples it
+    # has used (at least _MIN_EXTRA_SAMPLES) and keeps the shortest joined path.
+    best_cost_m = math.inf
+    best_nodes = (0, 0)
+    stop_at = budget.max_iterations
+    counts = np.array([1, 1], dtype=np.int64)
+    result = np.zeros(6, dtype=np.int64)
+    active = 0
+    iterations = 0
+    undecided = 0
+    samples = np.empty((0, 2))
+    while iterations < stop_at and not budget.expired():
+        if undecided and (2 * iterations >= budget.max_iterations
+                          or 2 * budget.elapsed_s >= settings.time_budget_s):
+            break
+        if len(samples) == 0:
+            samples = sampler.draw_many(min(_SAMPLE_BLOCK, stop_at - iterations))
+        for tree in range(2):
+            if counts[tree] + margin > len(trees[tree][1]):
+                size = 2 * len(trees[tree][1]) + margin
+                trees[tree] = [np.resize(trees[tree][0], (size, 2)),
+                               np.resize(trees[tree][1], size), np.resize(trees[tree][2], size)]
+        connect_kernel.connect_search(check, *trees[0], *trees[1], counts, active, samples,
+                                      step_m, margin, result)
+        used = int(result[1])
+        iterations += used
+        undecided += int(result[5])
+        active = int(result[2])
+        samples = samples[used:]
+        if result[0] == connect_kernel.JOINED:
+            nodes = (int(result[3]), int(result[4]))
+            cost_m = trees[0][2][nodes[0]] + trees[1][2][nodes[1]]
+            if best_cost_m == math.inf:
+                stop_at = min(budget.max_iterations,
+                              iterations + max(_MIN_EXTRA_SAMPLES,
+                                               int(_EXTRA_SAMPLES_FACTOR * iterations)))
+            if cost_m < best_cost_m:
+                best_cost_m, best_nodes = cost_m, nodes
+    if best_cost_m == math.inf:
+        return None, iterations, int(counts.sum()), undecided
+    start_half = _path_to_root(trees[0][0], trees[0][1], best_nodes[0])[::-1]
+    goal_half = _path_to_root(trees[1][0], trees[1][1], best_nodes[1])
+    path = np.vstack([start_half, goal_half[1:]])
+    return path, iterations, int(counts.sum()), undecided
+
+
 def _rrt_connect(checker, start, goal, settings, rng, budget):
+    """RRT-Connect: compiled when the checker's edge checks can run in compiled code, else
+    in batched rounds. The compiled search hands over to the batched one when it gives up
+    (see :func:`_compiled_rrt_connect`), with the rest of the budget."""
+    check = checker.compiled_check() if type(checker) is CollisionChecker else None
+    if check is None:
+        return _batched_rrt_connect(checker, start, goal, settings, rng, budget)
+    connect_kernel.warm_up(check)
+    if edges_free(checker, start[None, :], goal[None, :])[0]:
+        return np.vstack([start, goal]), 0, 2
+    path, iterations, nodes, undecided = _compiled_rrt_connect(checker, start, goal, settings,
+                                                               rng, budget, check)
+    if path is not None or not undecided:
+        return path, iterations, nodes
+    _LOG.debug('compiled RRT-Connect left %d edges undecided; continuing batched', undecided)
+    path, more_iterations, more_nodes = _batched_rrt_connect(checker, start, goal, settings,
+                                                             rng, budget)
+    return path, iterations + more_iterations, nodes + more_nodes
+
+
+def _batched_rrt_connect(checker, start, goal, settings, rng, budget):
     """Bidirectional RRT with greedy connection, in batched rounds.
 
     Each round draws ``settings.connect_batch`` free samples. For every sample the active

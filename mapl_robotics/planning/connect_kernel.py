@@ -1,0 +1,166 @@
+"""Compiled (numba) RRT-Connect for checkers whose edge checks run in compiled code.
+
+The search is the classic RRT-Connect loop, one sample at a time: the active tree extends
+towards the sample by at most ``step_m`` (or by half or a quarter of that edge when the full
+one is not proven free), the other tree then takes steps of at most ``step_m`` straight
+towards the new node until a step is not proven free or the trees meet, and the trees swap
+roles. Every edge is checked whole by
+:func:`~mapl_robotics.geometry.field_kernels.edge_code`, and only edges it proves free join a
+tree, so every tree edge is free for the swept disc. Edges it leaves undecided (within the
+field's error of the radius on maps without a box index) count as blocked and are counted,
+so the caller can fall back to the batched search, which asks GEOS about them.
+
+Randomness stays outside: the caller passes blocks of uniform samples drawn from its seeded
+generator, so a seed gives the same trees.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numba
+import numpy as np
+
+from mapl_robotics.geometry.field_kernels import BLOCKED, FREE, UNDECIDED, edge_code, point_code
+
+__all__ = ['SEARCHING', 'JOINED', 'TREE_FULL', 'connect_search', 'warm_up']
+
+# Statuses of connect_search.
+SEARCHING = 0
+JOINED = 1
+TREE_FULL = 2
+
+# Fractions of an extension tried in order; the first proven-free one joins the tree.
+_EXTEND_FRACTIONS = (1.0, 0.5, 0.25)
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest(xy, count, x, y):
+    best = 0
+    best_squared = math.inf
+    for node in range(count):
+        dx = xy[node, 0] - x
+        dy = xy[node, 1] - y
+        squared = dx * dx + dy * dy
+        if squared < best_squared:
+            best_squared = squared
+            best = node
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _steer(x0, y0, x1, y1, step_m):
+    distance = math.hypot(x1 - x0, y1 - y0)
+    if distance <= step_m:
+        return x1, y1
+    scale = step_m / distance
+    return x0 + (x1 - x0) * scale, y0 + (y1 - y0) * scale
+
+
+@numba.njit(cache=True, nogil=True)
+def _add(xy, parent, cost, counts, tree, x, y, parent_node):
+    node = counts[tree]
+    xy[node, 0] = x
+    xy[node, 1] = y
+    parent[node] = parent_node
+    cost[node] = cost[parent_node] + math.hypot(x - xy[parent_node, 0], y - xy[parent_node, 1])
+    counts[tree] = node + 1
+    return node
+
+
+@numba.njit(cache=True, nogil=True)
+def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_goal, cost_goal,
+                   counts, active, samples, step_m, margin, result):
+    """Grow both trees with the samples in order until they join.
+
+    ``xy_*``/``parent_*``/``cost_*`` are preallocated tree arrays (position, parent index,
+    path length from the root) with ``counts[0]`` (start tree) and ``counts[1]`` (goal tree)
+    nodes in use, updated in place. ``active`` is the tree that
+    extends first. On return ``result`` holds ``(status, samples used, next active tree,
+    start-tree node, goal-tree node, undecided edges)``; the nodes are meaningful for
+    ``JOINED`` and are at the same position. ``TREE_FULL`` means a tree needs more room
+    before the remaining samples can be used: a sample starts only while both trees have
+    room for ``margin`` more nodes (one extension plus the connect steps, which number at
+    most the map diagonal over ``step_m`` plus one).
+    """
+    capacity = min(xy_start.shape[0], xy_goal.shape[0])
+    undecided = 0
+    used = 0
+    for sample in range(samples.shape[0]):
+        if counts[0] + margin > capacity or counts[1] + margin > capacity:
+            break
+        used += 1
+        qx = samples[sample, 0]
+        qy = samples[sample, 1]
+        if point_code(check, qx, qy) == BLOCKED:
+            continue
+        if active == 0:
+            xy_a, parent_a, cost_a = xy_start, parent_start, cost_start
+            xy_b, parent_b, cost_b = xy_goal, parent_goal, cost_goal
+        else:
+            xy_a, parent_a, cost_a = xy_goal, parent_goal, cost_goal
+            xy_b, parent_b, cost_b = xy_start, parent_start, cost_start
+        tree_b = 1 - active
+        near = _nearest(xy_a, counts[active], qx, qy)
+        fx = xy_a[near, 0]
+        fy = xy_a[near, 1]
+        tx, ty = _steer(fx, fy, qx, qy, step_m)
+        new_node = -1
+        for fraction in _EXTEND_FRACTIONS:
+            nx = fx + fraction * (tx - fx)
+            ny = fy + fraction * (ty - fy)
+            code = edge_code(check, fx, fy, nx, ny)
+            if code == FREE:
+                new_node = _add(xy_a, parent_a, cost_a, counts, active, nx, ny, near)
+                break
+            if code == UNDECIDED:
+                undecided += 1
+        if new_node >= 0:
+            nx = xy_a[new_node, 0]
+            ny = xy_a[new_node, 1]
+            from_b = _nearest(xy_b, counts[tree_b], nx, ny)
+            # Connect: straight steps from the other tree towards the new node.
+            while counts[tree_b] < capacity:
+                bx = xy_b[from_b, 0]
+                by = xy_b[from_b, 1]
+                sx, sy = _steer(bx, by, nx, ny, step_m)
+                code = edge_code(check, bx, by, sx, sy)
+                if code != FREE:
+                    if code == UNDECIDED:
+                        undecided += 1
+                    break
+                from_b = _add(xy_b, parent_b, cost_b, counts, tree_b, sx, sy, from_b)
+                if sx == nx and sy == ny:
+                    active = 1 - active
+                    result[0] = JOINED
+                    result[1] = used
+                    result[2] = active
+                    result[3] = new_node if active == 1 else from_b
+                    result[4] = from_b if active == 1 else new_node
+                    result[5] = undecided
+                    return
+        active = 1 - active
+    result[0] = TREE_FULL if used < samples.shape[0] else SEARCHING
+    result[1] = used
+    result[2] = active
+    result[5] = undecided
+
+
+_WARM_LOCK = threading.Lock()
+_warm = False
+
+
+def warm_up(check: tuple) -> None:
+    """Compile (or load from numba's cache) :func:`connect_search` for ``check``'s types."""
+    global _warm
+    with _WARM_LOCK:
+        if _warm:
+            return
+        xy = np.zeros((8, 2))
+        parent = np.full(8, -1, dtype=np.int64)
+        cost = np.zeros(8)
+        result = np.zeros(6, dtype=np.int64)
+        connect_search(check, xy, parent, cost, xy.copy(), parent.copy(), cost.copy(),
+                       np.array([1, 1], dtype=np.int64), 0, np.zeros((1, 2)), 1.0, 2, result)
+        _warm = True
