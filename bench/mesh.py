@@ -39,6 +39,7 @@ from tqdm import tqdm
 from mapl_robotics.mesh import write_keypair
 
 PAYLOAD = b'\0' * 200
+STATE_HZ = 20
 
 
 def free_port() -> int:
@@ -141,12 +142,17 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
     processes = {}
     logs = []
     for index, node_id in enumerate(ids):
+        # Robots run on independent clocks, so their 20 Hz ticks fall at different phases.
+        # Spread the peers' start times evenly over one state period instead of firing all
+        # 16 ticks (240 messages) in the same instant; the load per second is the same.
+        phase_s = index * (1.0 / STATE_HZ) / peers
         args = [sys.executable, '-c', 'from mapl_robotics.cli import main; main()',
                 '--log-level', 'error', 'mesh', 'node', '--id', node_id,
                 '--bind', f'tcp://127.0.0.1:{ports[node_id]}', '--keys-dir', str(key_folder),
                 '--drop-p', str(drop_p), '--seed', str(seed + index),
                 '--send-s', str(send_s), '--linger-s', '1', '--deadline-ms', str(deadline_ms),
-                '--start-at-unix-s', f'{start_at_s:.3f}', '--state-hz', '20',
+                '--start-at-unix-s', f'{start_at_s + phase_s:.4f}',
+                '--state-hz', str(STATE_HZ),
                 '--plan-burst-period-s', '1', '--plan-burst-size', '5', '--buffer-logs',
                 '--delivered-log', str(folder / f'{node_id}.delivered'),
                 '--acked-log', str(folder / f'{node_id}.acked'),

@@ -412,13 +412,23 @@ class Engine:
         self._last_sent_s[peer] = now_s
         self.metrics.count('data_packets_sent')
         rto_s = self.rtt[peer].rto_s if peer in self.rtt else None
+        # One jittered interval per attempt number and packet, not one random draw per
+        # message: the messages of a packet travel together, so they are retried together.
+        intervals_s: dict[int, float] = {}
+        retry = self.config.retry
+        heap = self._retry_heap
         for pending in batch:
-            pending.attempts += 1
+            attempts = pending.attempts = pending.attempts + 1
             pending.last_sent_s = now_s
-            interval_s = self.config.retry.interval_s(pending.attempts, self._rng, rto_s=rto_s)
-            pending.next_retry_s = min(now_s + interval_s, pending.deadline_s)
-            heapq.heappush(self._retry_heap,
-                           (pending.next_retry_s, peer, lane, pending.message.seq))
+            interval_s = intervals_s.get(attempts)
+            if interval_s is None:
+                interval_s = intervals_s[attempts] = retry.interval_s(attempts, self._rng,
+                                                                      rto_s=rto_s)
+            due_s = now_s + interval_s
+            if due_s > pending.deadline_s:
+                due_s = pending.deadline_s
+            pending.next_retry_s = due_s
+            heapq.heappush(heap, (due_s, peer, lane, pending.message.seq))
 
     def _floors_for(self, peer: str) -> tuple[tuple[int, int], ...]:
         floors = []

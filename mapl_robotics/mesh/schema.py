@@ -302,6 +302,9 @@ def _expect_sender(value: Any) -> str:
     return value
 
 
+_PRIORITIES = tuple(sorted(Priority))
+
+
 def _expect_lane(value: Any, what: str) -> int:
     lane = _expect_int(value, what)
     if lane not in Priority._value2member_map_:
@@ -327,7 +330,7 @@ def _decode_data(fields: Any) -> DataPacket:
         if not isinstance(payload, bytes):
             raise _FieldError(f'message payload must be bytes, got {type(payload).__name__}')
         messages.append(WireMessage(
-            priority=Priority(_expect_lane(priority, 'message priority')),
+            priority=_PRIORITIES[_expect_lane(priority, 'message priority')],
             seq=_expect_int(seq, 'message seq', minimum=1), kind=kind,
             deadline_fleet_s=_expect_float(deadline, 'message deadline'),
             payload_bytes=payload))

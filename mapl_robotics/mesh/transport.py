@@ -36,6 +36,9 @@ from mapl_robotics.mesh.security import ZAP_DOMAIN, FleetAuthenticator, FleetKey
 __all__ = ['Transport', 'SendStatus']
 
 _log = logging.getLogger(__name__)
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_MORE = int(zmq.NOBLOCK) | int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
 
 
 class SendStatus:
@@ -67,6 +70,7 @@ class Transport:
         self._delayed: list[tuple[float, int, str, list[bytes]]] = []
         self._tiebreak = itertools.count()
         self._peers: dict[str, str] = {}
+        self._routing_ids: dict[str, bytes] = {}
         self._authenticator: FleetAuthenticator | None = None
         self.endpoint = ''
 
@@ -159,8 +163,18 @@ class Transport:
             self._send_now(peer_id, frames)
 
     def _send_now(self, peer_id: str, frames: Sequence[bytes]) -> str:
+        routing_id = self._routing_ids.get(peer_id)
+        if routing_id is None:
+            routing_id = self._routing_ids[peer_id] = peer_id.encode('utf-8')
+        send = self.outbound.send
         try:
-            self.outbound.send_multipart([peer_id.encode('utf-8'), *frames], flags=zmq.NOBLOCK)
+            # What send_multipart does, with plain int flags (the enum flags of pyzmq cost a
+            # Python-level Flag.__or__ per frame). ROUTER checks the route and the high-water
+            # mark on the first frame; once that is accepted, the rest of the message is too.
+            send(routing_id, _NOBLOCK_MORE)
+            last = len(frames) - 1
+            for index, frame in enumerate(frames):
+                send(frame, _NOBLOCK_MORE if index < last else _NOBLOCK)
         except zmq.Again:
             self._metrics.count('hwm_drops')
             self._throttle.log(logging.WARNING, 'hwm:' + peer_id,
@@ -187,10 +201,11 @@ class Transport:
         packets = []
         sock = self.inbound
         recv = sock.recv
+        get = sock.get
         secure = self._keypair is not None
         for _ in range(max_packets):
             try:
-                routing = recv(zmq.NOBLOCK, copy=False)
+                routing = recv(_NOBLOCK, copy=False)
             except zmq.Again:
                 break
             user_id = None
@@ -202,8 +217,8 @@ class Transport:
             # The rest of a multipart message is already queued whole, so these never block;
             # copying small frames into bytes is cheaper than building Frame objects.
             frames = []
-            while sock.rcvmore:
-                frames.append(recv(zmq.NOBLOCK))
+            while get(_RCVMORE):
+                frames.append(recv(_NOBLOCK))
             packets.append((user_id, frames))
         return packets
 
