@@ -71,24 +71,28 @@ def _add(xy, parent, cost, counts, tree, x, y, parent_node):
 
 @numba.njit(cache=True, nogil=True)
 def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_goal, cost_goal,
-                   counts, active, samples, step_m, margin, result):
-    """Grow both trees with the samples in order until they join.
+                   counts, active, samples, step_m, margin, result, best_cost):
+    """Grow both trees with all the samples, recording the shortest join.
 
     ``xy_*``/``parent_*``/``cost_*`` are preallocated tree arrays (position, parent index,
     path length from the root) with ``counts[0]`` (start tree) and ``counts[1]`` (goal tree)
     nodes in use, updated in place. ``active`` is the tree that
-    extends first. On return ``result`` holds ``(status, samples used, next active tree,
-    start-tree node, goal-tree node, undecided edges)``; the nodes are meaningful for
-    ``JOINED`` and are at the same position. ``TREE_FULL`` means a tree needs more room
-    before the remaining samples can be used: a sample starts only while both trees have
+    extends first. ``best_cost[0]`` is the length of the shortest join so far (``inf`` for
+    none). On return ``result`` holds ``(status, samples used, next active tree, start-tree
+    node, goal-tree node, undecided edges, samples used before the first join of this call)``;
+    the nodes, at the same position, are those of the shortest join and change only when a
+    join beats ``best_cost[0]``, which is updated too. The status is ``JOINED`` when this call
+    found a join. ``TREE_FULL`` means a tree needs more room before the remaining samples can
+    be used: a sample starts only while both trees have
     room for ``margin`` more nodes (one extension plus the connect steps, which number at
     most the map diagonal over ``step_m`` plus one).
     """
-    capacity = min(xy_start.shape[0], xy_goal.shape[0])
     undecided = 0
     used = 0
+    joined = False
+    result[6] = -1
     for sample in range(samples.shape[0]):
-        if counts[0] + margin > capacity or counts[1] + margin > capacity:
+        if counts[0] + margin > xy_start.shape[0] or counts[1] + margin > xy_goal.shape[0]:
             break
         used += 1
         qx = samples[sample, 0]
@@ -121,7 +125,7 @@ def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_go
             ny = xy_a[new_node, 1]
             from_b = _nearest(xy_b, counts[tree_b], nx, ny)
             # Connect: straight steps from the other tree towards the new node.
-            while counts[tree_b] < capacity:
+            while counts[tree_b] < xy_b.shape[0]:
                 bx = xy_b[from_b, 0]
                 by = xy_b[from_b, 1]
                 sx, sy = _steer(bx, by, nx, ny, step_m)
@@ -132,16 +136,22 @@ def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_go
                     break
                 from_b = _add(xy_b, parent_b, cost_b, counts, tree_b, sx, sy, from_b)
                 if sx == nx and sy == ny:
-                    active = 1 - active
-                    result[0] = JOINED
-                    result[1] = used
-                    result[2] = active
-                    result[3] = new_node if active == 1 else from_b
-                    result[4] = from_b if active == 1 else new_node
-                    result[5] = undecided
-                    return
+                    if not joined:
+                        result[6] = used
+                    joined = True
+                    node_start = new_node if active == 0 else from_b
+                    node_goal = from_b if active == 0 else new_node
+                    cost = cost_start[node_start] + cost_goal[node_goal]
+                    if cost < best_cost[0]:
+                        best_cost[0] = cost
+                        result[3] = node_start
+                        result[4] = node_goal
+                    break
         active = 1 - active
-    result[0] = TREE_FULL if used < samples.shape[0] else SEARCHING
+    if joined:
+        result[0] = JOINED
+    else:
+        result[0] = TREE_FULL if used < samples.shape[0] else SEARCHING
     result[1] = used
     result[2] = active
     result[5] = undecided
@@ -160,7 +170,8 @@ def warm_up(check: tuple) -> None:
         xy = np.zeros((8, 2))
         parent = np.full(8, -1, dtype=np.int64)
         cost = np.zeros(8)
-        result = np.zeros(6, dtype=np.int64)
+        result = np.zeros(7, dtype=np.int64)
         connect_search(check, xy, parent, cost, xy.copy(), parent.copy(), cost.copy(),
-                       np.array([1, 1], dtype=np.int64), 0, np.zeros((1, 2)), 1.0, 2, result)
+                       np.array([1, 1], dtype=np.int64), 0, np.zeros((1, 2)), 1.0, 2, result,
+                       np.full(1, np.inf))
         _warm = True

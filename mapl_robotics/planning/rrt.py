@@ -244,11 +244,10 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
     trees[1][0][0] = goal
     # After the first join the search goes on for _EXTRA_SAMPLES_FACTOR times the samples it
     # has used (at least _MIN_EXTRA_SAMPLES) and keeps the shortest joined path.
-    best_cost_m = math.inf
-    best_nodes = (0, 0)
+    best_cost_m = np.full(1, math.inf)
     stop_at = budget.max_iterations
     counts = np.array([1, 1], dtype=np.int64)
-    result = np.zeros(6, dtype=np.int64)
+    result = np.zeros(7, dtype=np.int64)
     active = 0
     iterations = 0
     undecided = 0
@@ -264,26 +263,24 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
                 size = 2 * len(trees[tree][1]) + margin
                 trees[tree] = [np.resize(trees[tree][0], (size, 2)),
                                np.resize(trees[tree][1], size), np.resize(trees[tree][2], size)]
+        first_join = best_cost_m[0] == math.inf
         connect_kernel.connect_search(check, *trees[0], *trees[1], counts, active, samples,
-                                      step_m, margin, result)
+                                      step_m, margin, result, best_cost_m)
         used = int(result[1])
         iterations += used
         undecided += int(result[5])
         active = int(result[2])
         samples = samples[used:]
-        if result[0] == connect_kernel.JOINED:
-            nodes = (int(result[3]), int(result[4]))
-            cost_m = trees[0][2][nodes[0]] + trees[1][2][nodes[1]]
-            if best_cost_m == math.inf:
-                stop_at = min(budget.max_iterations,
-                              iterations + max(_MIN_EXTRA_SAMPLES,
-                                               int(_EXTRA_SAMPLES_FACTOR * iterations)))
-            if cost_m < best_cost_m:
-                best_cost_m, best_nodes = cost_m, nodes
-    if best_cost_m == math.inf:
+        if result[0] == connect_kernel.JOINED and first_join:
+            # Samples of this block after the first join count towards the extra ones.
+            joined_at = iterations - used + int(result[6])
+            stop_at = min(budget.max_iterations,
+                          joined_at + max(_MIN_EXTRA_SAMPLES,
+                                          int(_EXTRA_SAMPLES_FACTOR * joined_at)))
+    if best_cost_m[0] == math.inf:
         return None, iterations, int(counts.sum()), undecided
-    start_half = _path_to_root(trees[0][0], trees[0][1], best_nodes[0])[::-1]
-    goal_half = _path_to_root(trees[1][0], trees[1][1], best_nodes[1])
+    start_half = _path_to_root(trees[0][0], trees[0][1], int(result[3]))[::-1]
+    goal_half = _path_to_root(trees[1][0], trees[1][1], int(result[4]))
     path = np.vstack([start_half, goal_half[1:]])
     return path, iterations, int(counts.sum()), undecided
 
