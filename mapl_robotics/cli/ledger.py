@@ -42,10 +42,13 @@ def ledger() -> None:
 @click.option('--fault-injection', is_flag=True,
               help='Accept requests that cut Raft links to chosen nodes (tests only).')
 @click.option('--admin', is_flag=True, help='Accept membership changes from clients.')
+@click.option('--parent-pid', type=int, default=None,
+              help='Stop when the process with this id is no longer the parent.')
 def node(node_name: str, self_address: str, peers: str, client_address: str | None,
          journal_dir: Path, append_entries_period_s: float, election_timeout_min_s: float,
          election_timeout_max_s: float, tick_s: float, clearance_m: float,
-         pysyncobj_defaults: bool, fault_injection: bool, admin: bool) -> None:
+         pysyncobj_defaults: bool, fault_injection: bool, admin: bool,
+         parent_pid: int | None) -> None:
     """Run one ledger node in this process until SIGTERM or Ctrl-C."""
     from mapl_robotics.coordination.ledger_node import run_node
     from mapl_robotics.coordination.ledger_state import LedgerConfig
@@ -59,7 +62,7 @@ def node(node_name: str, self_address: str, peers: str, client_address: str | No
             election_timeout_min_s=election_timeout_min_s,
             election_timeout_max_s=election_timeout_max_s, tick_s=tick_s,
             ledger=LedgerConfig(clearance_m=clearance_m), fault_injection=fault_injection,
-            admin=admin, pysyncobj_defaults=pysyncobj_defaults)
+            admin=admin, pysyncobj_defaults=pysyncobj_defaults, parent_pid=parent_pid)
     except LedgerError as error:
         raise click.UsageError(str(error)) from None
     run_node(settings)

@@ -7,6 +7,7 @@ journal in its own folder, so nodes can be SIGKILLed and restarted from their jo
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -91,7 +92,9 @@ class LocalCluster:
                    '--log-level', self.log_level, 'ledger', 'node', '--id', f'node{index}',
                    '--self', self.raft_addresses[index], '--peers', ','.join(peer_addresses),
                    '--client', self.client_addresses[index],
-                   '--journal-dir', str(self.journal_dir(index)), *self.extra_args]
+                   '--journal-dir', str(self.journal_dir(index)),
+                   # Nodes stop on their own if this process dies without closing the cluster.
+                   '--parent-pid', str(os.getpid()), *self.extra_args]
         if self.fault_injection:
             command.append('--fault-injection')
         if self.admin:

@@ -14,6 +14,7 @@ all Raft traffic to and from chosen nodes, used by the partition tests and the b
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -279,7 +280,12 @@ class LedgerNode:
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._pull, zmq.POLLIN)
         bad_requests = 0
+        parent_pid = self.settings.parent_pid
         while not (stop_event.is_set() or self._stop.is_set()):
+            if parent_pid is not None and os.getppid() != parent_pid:
+                logger.warning('ledger node %s: parent process %s is gone; stopping', self.name,
+                               parent_pid)
+                break
             events = dict(poller.poll(100))
             if self._pull in events:
                 for _ in range(1000):

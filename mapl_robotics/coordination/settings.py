@@ -82,6 +82,8 @@ class LedgerSettings:
     """Accept ``add_node`` / ``remove_node`` membership requests from clients."""
     pysyncobj_defaults: bool = False
     """Use pysyncobj's own timing defaults (for the benchmark's comparison run)."""
+    parent_pid: int | None = None
+    """Stop the node when this process is no longer its parent (a crashed test or runner)."""
 
     def __post_init__(self) -> None:
         parse_address(self.self_address)
