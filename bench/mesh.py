@@ -42,10 +42,37 @@ PAYLOAD = b'\0' * 200
 STATE_HZ = 20
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+_PORTS_GIVEN: set[int] = set()
+
+
+def free_port(rng: np.random.Generator) -> int:
+    """Return a free loopback port below the kernel's ephemeral range.
+
+    A port that the kernel hands out (bind to port 0) comes from the ephemeral range, where
+    the peers' own outgoing connections also take their source ports: a peer that starts
+    late could then find its port taken by another peer's connection attempt to it.
+    """
+    low, _ = _ephemeral_range()
+    for _ in range(1000):
+        port = int(rng.integers(max(1024, low - 12000), low))
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError('no free loopback port found below the ephemeral range')
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path('/proc/sys/net/ipv4/ip_local_port_range').read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def percentiles_ms(samples_ms) -> dict:
@@ -74,10 +101,11 @@ def _echo_server(endpoint: str, ready, stop) -> None:
     context.term()
 
 
-def raw_floor(round_trips: int, fanouts: int, *, peers: int) -> dict:
+def raw_floor(round_trips: int, fanouts: int, *, peers: int,
+              rng: np.random.Generator) -> dict:
     spawn = multiprocessing.get_context('spawn')
     stop = spawn.Event()
-    endpoints = [f'tcp://127.0.0.1:{free_port()}' for _ in range(peers - 1)]
+    endpoints = [f'tcp://127.0.0.1:{free_port(rng)}' for _ in range(peers - 1)]
     servers = []
     for endpoint in endpoints:
         ready = spawn.Event()
@@ -131,13 +159,13 @@ def raw_floor(round_trips: int, fanouts: int, *, peers: int) -> dict:
 # ----------------------------------------------------------------------- mesh phases
 
 def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: float,
-              deadline_ms: float, seed: int) -> dict:
+              deadline_ms: float, seed: int, rng: np.random.Generator) -> dict:
     folder.mkdir(parents=True)
     ids = [f'r{index:02d}' for index in range(peers)]
     key_folder = folder / 'keys'
     for node_id in ids:
         write_keypair(key_folder, node_id)
-    ports = {node_id: free_port() for node_id in ids}
+    ports = {node_id: free_port(rng) for node_id in ids}
     start_at_s = time.time() + 10.0
     processes = {}
     logs = []
@@ -247,17 +275,21 @@ def main() -> None:
                'cpu_count': os.cpu_count(),
                'load': f'per node: state 20 Hz and 5 plans/s to each of {args.peers - 1} peers; '
                        'state 200 B, plans 2000 B payload; CurveZMQ on'}
-    results['raw_zmq'] = raw_floor(args.round_trips, args.round_trips // 5, peers=args.peers)
+    # Ports only; a process id seed keeps two benchmark runs on one host from probing the
+    # same sequence of ports.
+    port_rng = np.random.default_rng([args.seed, os.getpid()])
+    results['raw_zmq'] = raw_floor(args.round_trips, args.round_trips // 5, peers=args.peers,
+                                   rng=port_rng)
     results['load_average_before'] = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix='mapl_bench_mesh_') as folder:
         results['no_loss'] = run_phase('no_loss', Path(folder) / 'no_loss', peers=args.peers,
                                        drop_p=0.0,
                                        send_s=args.send_s, deadline_ms=args.deadline_ms,
-                                       seed=args.seed)
+                                       seed=args.seed, rng=port_rng)
         results['loss_10pct'] = run_phase('loss_10pct', Path(folder) / 'loss', peers=args.peers,
                                           drop_p=0.1,
                                           send_s=args.send_s, deadline_ms=args.deadline_ms,
-                                          seed=args.seed + 1000)
+                                          seed=args.seed + 1000, rng=port_rng)
 
     floor_ms = results['raw_zmq']['round_trip_200B']['p99_ms']
     results['no_loss']['p99_over_raw_round_trip'] = round(results['no_loss']['p99_ms'] / floor_ms,
