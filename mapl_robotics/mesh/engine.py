@@ -143,9 +143,10 @@ class Engine:
     def _drain_wake(self) -> None:
         with self._wake_lock:
             self._wake_pending = False
+        # One read: a wake-up writes one byte and only when none is pending, so the pipe
+        # holds at most a few bytes.
         try:
-            while os.read(self._wake_read_fd, 4096):
-                pass
+            os.read(self._wake_read_fd, 4096)
         except BlockingIOError:
             pass
 

@@ -39,6 +39,8 @@ _log = logging.getLogger(__name__)
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK) | int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 class SendStatus:
@@ -204,6 +206,10 @@ class Transport:
         get = sock.get
         secure = self._keypair is not None
         for _ in range(max_packets):
+            # Ask before receiving: ending the drain on zmq.Again would build an exception
+            # (with its error string) on every wake-up, which usually carries one packet.
+            if not get(_EVENTS) & _POLLIN:
+                break
             try:
                 routing = recv(_NOBLOCK, copy=False)
             except zmq.Again:
