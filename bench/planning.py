@@ -2,8 +2,8 @@
 
 Runs the same seeded start/goal queries with the same disc radius through three planners:
 
-- ``ours``: :func:`mapl_robotics.planning.plan_path` (batched RRT-Connect with exact
-  whole-edge checks, then shortcut smoothing);
+- ``ours``: :func:`mapl_robotics.planning.plan_path` (RRT-Connect with exact whole-edge
+  checks, compiled with numba on these maps, then shortcut smoothing and corner cutting);
 - ``ompl_exact``: OMPL RRTConnect with a Python ``MotionValidator`` that makes one exact
   shapely check per edge (``LineString`` ``dwithin`` against the prepared obstacle union),
   then ``simplifySolution``;

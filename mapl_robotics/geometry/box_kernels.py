@@ -5,7 +5,7 @@ those worlds a :class:`BoxIndex` buckets the boxes on a coarse grid, and
 :func:`classify_near_boxes` decides the points and edges that the clearance field left open
 by computing their distance to every box in the buckets they pass, with the same
 ``radius +- margin`` rule as the field. Only distances within the margin of the radius are
-left for GEOS, so the answers equal GEOS's. Worlds with any other obstacle shape get no index
+left for GEOS, so the results equal those of GEOS. Worlds with any other obstacle shape get no index
 and send undecided queries to GEOS directly.
 
 Segment-to-box distance: zero when the segment meets the closed box (Liang-Barsky clipping),

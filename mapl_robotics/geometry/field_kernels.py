@@ -139,7 +139,7 @@ def classify_edges(lower_flat, upper_flat, rows, cols, grid, inner, boxes, box_i
     """Write a code per edge ``start[k] -> end[k]`` (shapes ``(N, 2)``) into ``out`` (int8).
 
     ``inner`` is ``(x_min, y_min, x_max, y_max)`` of the region where the disc centre stays
-    inside the map; an edge with an end outside it (or not finite) is ``BLOCKED``, because
+    inside the map. An edge with an end outside it (or not finite) is ``BLOCKED``, because
     the region is convex. ``step_m`` is the sample spacing where the walk cannot jump. The
     box arguments come from :meth:`BoxIndex.kernel_arguments` (``box_rows == 0`` when the
     world has no box index). With boxes, an edge that the field does not decide within

@@ -78,7 +78,7 @@ def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_go
     path length from the root) with ``counts[0]`` (start tree) and ``counts[1]`` (goal tree)
     nodes in use, updated in place. ``active`` is the tree that
     extends first. ``best_cost[0]`` is the length of the shortest join so far (``inf`` for
-    none). On return ``result`` holds ``(status, samples used, next active tree, start-tree
+    none). On return ``result`` contains ``(status, samples used, next active tree, start-tree
     node, goal-tree node, undecided edges, samples used before the first join of this call)``;
     the nodes, at the same position, are those of the shortest join and change only when a
     join beats ``best_cost[0]``, which is updated too. The status is ``JOINED`` when this call
