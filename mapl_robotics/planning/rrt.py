@@ -23,14 +23,14 @@ import numpy as np
 from mapl_robotics.errors import (GoalInCollisionError, GoalUnreachableError,
                                   PlanningTimeoutError, StartInCollisionError)
 from mapl_robotics.geometry.world import CollisionChecker
-from mapl_robotics.planning import connect_kernel
+from mapl_robotics.planning import connect_kernel, smoothing_kernel
 from mapl_robotics.planning.edges import PROBE_FRACTIONS, edges_free, probe_segments
 from mapl_robotics.planning.models import PlannerSettings
 from mapl_robotics.planning.reachability import reachability_grid
 from mapl_robotics.planning.smoothing import path_length_m, shortcut_smooth
 from mapl_robotics.planning.tree import SearchTree
 
-__all__ = ['PathResult', 'plan_path', 'search_path', 'validate_endpoints']
+__all__ = ['PathResult', 'plan_path', 'search_path', 'validate_endpoints', 'warm_up_compiled']
 
 _LOG = logging.getLogger(__name__)
 
@@ -285,6 +285,18 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
     return path, iterations, int(counts.sum()), undecided
 
 
+def warm_up_compiled(checker) -> None:
+    """Compile (or load from numba's cache) the compiled search and smoothing for a checker.
+
+    Runs once per process and takes well under a second with a filled cache, but several
+    seconds on the first run after an install. Call it before timing-critical planning.
+    """
+    check = checker.compiled_check() if type(checker) is CollisionChecker else None
+    if check is not None:
+        connect_kernel.warm_up(check)
+        smoothing_kernel.warm_up(check)
+
+
 def _rrt_connect(checker, start, goal, settings, rng, budget):
     """RRT-Connect: compiled when the checker's edge checks can run in compiled code, else
     in batched rounds. The compiled search hands over to the batched one when it gives up
@@ -536,6 +548,8 @@ def search_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
     absolute ``time.perf_counter()`` deadline that tightens ``settings.time_budget_s``.
     """
     start, goal = validate_endpoints(checker, start_xy_m, goal_xy_m)
+    # Compiling (or loading numba's cached machine code) must not eat the search budget.
+    warm_up_compiled(checker)
     budget = _Budget(settings, deadline_s)
     # RRT-Connect checks the straight edge in its first round's call.
     if settings.algorithm != 'rrt_connect' and edges_free(checker, start[None, :],
