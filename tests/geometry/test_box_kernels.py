@@ -72,7 +72,7 @@ def test_edges_grazing_a_box_at_the_radius():
                                      [[5.9 + offset + 1.0, 2.0 + offset - 1.0]])[0]
 
 
-def test_compiled_edge_code_matches_batch(rng):
+def test_edge_code_agrees_with_geos(rng):
     world = _box_world(rng)
     checker = world.checker(0.25)
     check = checker.compiled_check()
