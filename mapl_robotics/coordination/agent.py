@@ -9,10 +9,14 @@ robot always tracks its committed trajectory and nothing else. When it cannot ge
 or loses the ledger, it follows its last commit to its end and stays there. That is exactly
 the occupancy every other robot plans around. At its goal it parks.
 
-Turns: when planning against the committed set fails, the agent plans ignoring other robots
-and proposes that plan anyway; the ledger rejects it and records it as the robot's wish (see
-:mod:`mapl_robotics.coordination.priorities`). A robot asked to yield plans around the wish of
-the turn holder.
+Turns (see :mod:`mapl_robotics.coordination.priorities`): when planning against the committed
+set fails and no other robot holds the turn, the agent claims it. It plans ignoring other
+robots, delays that plan until the robots it would run into can have moved aside
+(:func:`~mapl_robotics.coordination.refuge.escape_delay_s`), and proposes it. The ledger
+rejects it and records it as the robot's wish. While another robot holds the turn, an agent
+plans around the holder's wish. If it cannot reach its goal that way and its committed plan
+crosses the wish, it moves to a refuge clear of the wished path; otherwise it waits there
+without claiming, and plans to its goal again once the holder has passed.
 
 Two ways to drive an agent:
 
@@ -36,9 +40,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from mapl_robotics.coordination.client import CommitResult, LedgerClient, LedgerView
-from mapl_robotics.coordination.ledger_state import FencingToken
+from mapl_robotics.coordination.ledger_state import FencingToken, splice
+from mapl_robotics.coordination.refuge import (delayed, escape_delay_s, occupied_ends,
+                                               plan_to_refuge)
 from mapl_robotics.errors import LedgerError, LedgerUnavailableError, PlanningError
-from mapl_robotics.geometry.conflicts import find_conflict
+from mapl_robotics.geometry.conflicts import conflicting_ids, find_conflict
 from mapl_robotics.geometry.obstacles import MovingObstacle
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.geometry.world import World
@@ -73,6 +79,14 @@ class AgentSettings:
     ledger_timeout_s: float = 1.0
     clearance_m: float | None = None
     """Clearance used when planning; None uses the ledger's clearance."""
+    turn_retry_s: float = 0.5
+    """Longest backoff (before jitter) while this robot holds the turn, so that its wish
+    stays recent for the robots planning around it."""
+    yield_reaction_s: float = 1.0
+    """Time after a wish's start that the turn holder assumes a robot asked to yield needs
+    before it starts moving aside. It must cover the holder's longest retry interval
+    (1.5 * ``turn_retry_s`` with jitter), because the yielding robot plans against the latest
+    wish, which starts up to that much earlier than its own plan."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,8 +269,13 @@ class RobotAgent:
 
     def _back_off(self, now_s: float) -> None:
         jitter = 1.0 + 0.5 * float(self.rng.random())
+        backoff_max_s = self.settings.backoff_max_s
+        if self.view is not None and self.view.turn is not None \
+                and self.view.turn.holder == self.robot_id:
+            backoff_max_s = min(backoff_max_s, self.settings.turn_retry_s)
+        self._backoff_s = min(self._backoff_s, backoff_max_s)
         self._next_attempt_s = now_s + self._backoff_s * jitter
-        self._backoff_s = min(self._backoff_s * 2.0, self.settings.backoff_max_s)
+        self._backoff_s = min(self._backoff_s * 2.0, backoff_max_s)
 
     def _adopt(self, trajectory: Trajectory, token: FencingToken) -> None:
         self.trajectory = trajectory
@@ -286,8 +305,9 @@ class RobotAgent:
             self._message = outcome.error
             self.attempts += 1
             self._back_off(now_s)
-            if self.status != 'parked':
-                self.status = 'holding' if self.trajectory is not None else self.status
+            if self.status != 'parked' and self.trajectory is not None:
+                moving = self.status == 'executing' and now_s < self.trajectory.end_time_s
+                self.status = 'executing' if moving else 'holding'
             return
         if outcome.kind in ('read', 'no_change'):
             return
@@ -380,11 +400,12 @@ class RobotAgent:
                               error=f'robot {self.robot_id} is not registered in the ledger')
 
         committed = view.committed(exclude=self.robot_id)
-        if view.turn is not None and view.turn.holder != self.robot_id \
-                and view.turn.holder in view.robots:
+        turn = view.turn
+        if turn is not None and (turn.holder == self.robot_id or turn.holder not in view.robots):
+            turn = None
+        if turn is not None:
             # Plan around the turn holder's wish, as the ledger will check it.
-            committed[f'turn:{view.turn.holder}'] = (view.turn.wish,
-                                                     view.robots[view.turn.holder].radius_m)
+            committed[f'turn:{turn.holder}'] = (turn.wish, view.robots[turn.holder].radius_m)
         clearance_m = (view.clearance_m if self.settings.clearance_m is None
                        else max(self.settings.clearance_m, view.clearance_m))
         start_xy = own.trajectory.position_at(t0)
@@ -395,42 +416,113 @@ class RobotAgent:
         try:
             plan = self._plan(start_xy, t0, committed, plan_clearance_m)
         except PlanningError as error:
-            if yielding:
-                plan = self._plan_aside(start_xy, t0, committed, plan_clearance_m)
-                if plan is None:
-                    return _JobResult('planning_failed', view=view, error=str(error))
-                return self._propose(plan, view, now_s, t0)
+            if turn is not None:
+                return self._yield_to(turn, view, own.trajectory, start_xy, t0, committed,
+                                      plan_clearance_m, now_s, str(error))
+            if own.trajectory.end_time_s > t0:
+                # The robot still moves along a committed plan (a move aside, for example).
+                # Claiming the turn now would make the others yield to a robot that is not
+                # stuck, so it finishes that plan and tries again.
+                return _JobResult('planning_failed', view=view,
+                                  error=f'keeping the committed plan: {error}')
             try:
-                # Claim the turn with a plan that ignores the other robots.
-                plan = self._plan(start_xy, t0, {}, plan_clearance_m)
+                plan = self._claim(view, start_xy, t0, plan_clearance_m)
             except PlanningError as second_error:
                 return _JobResult('planning_failed', view=view, error=str(second_error))
         return self._propose(plan, view, now_s, t0)
 
-    def _plan_aside(self, start_xy, t0: float, committed, clearance_m: float) -> Trajectory | None:
-        """Plan to a free spot nearby that clears the turn holder's wish, or return None.
+    def _yield_to(self, turn, view: LedgerView, own_trajectory: Trajectory, start_xy, t0: float,
+                  committed, clearance_m: float, now_s: float, reason: str) -> _JobResult:
+        """Move to a refuge clear of the turn holder's wish, or wait if already clear of it.
 
-        A robot that must yield and whose goal is blocked first moves out of the way, for
-        example when two robots swap places. It plans to its goal again once the turn holder
-        has passed.
+        A robot that is clear of the wish does not claim the turn against the holder: it
+        waits and plans to its goal again once the holder has committed and passed.
         """
-        checker = self.world.checker(self.robot.radius_m)
-        x_min, y_min, x_max, y_max = self.world.bounds_m
-        reach_m = 4.0 * self.robot.radius_m
-        for _ in range(4):
-            candidates = start_xy + self.rng.uniform(-reach_m, reach_m, size=(16, 2))
-            candidates = candidates[(candidates[:, 0] > x_min) & (candidates[:, 0] < x_max)
-                                    & (candidates[:, 1] > y_min) & (candidates[:, 1] < y_max)]
-            if len(candidates):
-                candidates = candidates[checker.points_free(candidates)]
-            order = np.argsort(np.linalg.norm(candidates - start_xy, axis=1))
-            for goal_xy in candidates[order][:4]:
-                try:
-                    return self._plan(start_xy, t0, committed, clearance_m, goal_xy_m=goal_xy)
-                except PlanningError:
-                    continue
-            reach_m *= 2.0
-        return None
+        holder_radius_m = view.robots[turn.holder].radius_m
+        if find_conflict(own_trajectory, self.robot.radius_m, turn.wish, holder_radius_m,
+                         clearance_m=clearance_m, t_start_s=t0) is None:
+            return _JobResult('planning_failed', view=view,
+                              error=f'waiting for {turn.holder}, which holds the turn: {reason}')
+        plan = self._plan_aside(start_xy, t0, committed, clearance_m, wish=turn.wish,
+                                holder_radius_m=holder_radius_m)
+        if plan is None:
+            return _JobResult('planning_failed', view=view,
+                              error=f'no refuge clear of the plan of {turn.holder}, which holds '
+                                    f'the turn: {reason}')
+        return self._propose(plan, view, now_s, t0)
+
+    def _plan_aside(self, start_xy, t0: float, committed, clearance_m: float, *,
+                    wish: Trajectory, holder_radius_m: float) -> Trajectory | None:
+        """Plan to a refuge whose disc clears the whole wished path, or return None.
+
+        The plan avoids every committed trajectory and the timed wish, so it is one the ledger
+        accepts while the holder has the turn.
+        """
+        robots = {other_id: entry for other_id, entry in committed.items()
+                  if not other_id.startswith('turn:')}
+        return plan_to_refuge(
+            lambda goal_xy: self._plan(start_xy, t0, committed, clearance_m, goal_xy_m=goal_xy),
+            self.world.checker(self.robot.radius_m), start_xy, wish_path_xy_m=wish.xy_m,
+            required_m=self.robot.radius_m + holder_radius_m + clearance_m,
+            occupied=occupied_ends(robots, radius_m=self.robot.radius_m,
+                                   clearance_m=clearance_m),
+            rng=self.rng, initial_reach_m=4.0 * self.robot.radius_m)
+
+    def _claim(self, view: LedgerView, start_xy, t0: float, clearance_m: float) -> Trajectory:
+        """Plan the wish that claims the turn: a plan ignoring the other robots, delayed until
+        each robot it runs into can have reached a refuge clear of it.
+
+        The ledger can only ask a robot to change its plan from that robot's next plan start
+        on. So the wish treats a blocking robot as gone only once its estimated escape has
+        taken it clear. The escape is planned here as if the blocker were this robot with the
+        blocker's radius and speed.
+        """
+        plan = self._plan(start_xy, t0, {}, clearance_m)
+        others = view.committed(exclude=self.robot_id)
+        blockers = conflicting_ids(plan, self.robot.radius_m, others, clearance_m=clearance_m,
+                                   t_start_s=t0)
+        delay_s = 0.0
+        for blocker_id in blockers:
+            blocker_delay_s = self._escape_delay_s(plan, view, blocker_id, clearance_m)
+            if blocker_delay_s is not None:
+                delay_s = max(delay_s, blocker_delay_s)
+        return delayed(plan, delay_s)
+
+    def _escape_delay_s(self, wish: Trajectory, view: LedgerView, blocker_id: str,
+                        clearance_m: float) -> float | None:
+        blocker = view.robots[blocker_id]
+        escape_start_s = wish.start_time_s + self.settings.yield_reaction_s
+        start_xy = blocker.trajectory.position_at(escape_start_s)
+        # NOTE: the ledger stores only radius and max speed, so the escape estimate uses this
+        # robot's acceleration and turning limits for the blocker.
+        model = dataclasses.replace(self.robot, radius_m=blocker.radius_m,
+                                    max_speed_mps=blocker.max_speed_mps)
+        committed = view.committed(exclude=blocker_id)
+        robots_elsewhere = {other_id: entry for other_id, entry in committed.items()
+                            if other_id != self.robot_id}
+
+        def plan_escape(goal_xy) -> Trajectory:
+            from mapl_robotics.planning import plan_trajectory
+            return plan_trajectory(self.world, model, start_xy, goal_xy,
+                                   t_start_s=escape_start_s, rng=self.rng,
+                                   settings=self.planner_settings, committed=committed,
+                                   clearance_m=clearance_m,
+                                   start_yaw_rad=float(blocker.trajectory.yaw_at(escape_start_s)))
+
+        escape = plan_to_refuge(
+            plan_escape, self.world.checker(blocker.radius_m), start_xy,
+            wish_path_xy_m=wish.xy_m,
+            required_m=blocker.radius_m + self.robot.radius_m + clearance_m,
+            occupied=occupied_ends(robots_elsewhere, radius_m=blocker.radius_m,
+                                   clearance_m=clearance_m),
+            rng=self.rng, initial_reach_m=4.0 * blocker.radius_m)
+        if escape is None:
+            logger.debug('agent %s: no refuge found for %s; the wish is not delayed for it',
+                         self.robot_id, blocker_id)
+            return None
+        motion = splice(blocker.trajectory, escape, keep_from_s=-math.inf)
+        return escape_delay_s(wish, self.robot.radius_m, motion, blocker.radius_m,
+                              clearance_m=clearance_m)
 
     def _propose(self, plan: Trajectory, view: LedgerView, now_s: float, t0: float) -> _JobResult:
         if self._now_s > t0:

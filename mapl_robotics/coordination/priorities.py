@@ -7,8 +7,9 @@ proposal. Its merit is the time it has waited plus the potential improvement it 
 is, how many seconds sooner it would reach its goal with the rejected plan. The robot with the
 highest merit holds the turn. Its rejected plan, the wish, then binds the others: the ledger
 rejects their proposals that conflict with it, and the robots whose committed plans block it
-are asked to replan around it. Two robots meeting in a corridor therefore never both wait: one
-of them holds the turn and the other moves out of its way.
+are asked to replan around it. Two robots meeting in a corridor therefore do not both wait:
+one of them holds the turn and the other moves out of its way, into a refuge clear of the wish
+(:mod:`mapl_robotics.coordination.refuge`). Without any such refuge both still hold.
 
 Every input is replicated state (fleet time, waiting times, reported improvements) and ties
 break by robot id, so every replica computes the same turn.

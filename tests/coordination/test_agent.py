@@ -13,15 +13,19 @@ from mapl_robotics.planning import PlannerSettings, RobotModel
 CORRIDOR = World(bounds_m=(0.0, 0.0, 12.0, 4.0),
                  obstacles=[box(2.0, 0.0, 10.0, 1.5), box(2.0, 2.5, 5.5, 4.0),
                             box(6.5, 2.5, 10.0, 4.0), box(5.5, 3.5, 6.5, 4.0)])
+# A 1 m wide corridor closed at both ends, with one passing bay above its middle
+# (x = 4.5 to 6 m, 1.4 m deep): two robots that swap its ends can only pass at the bay.
+DEAD_END_CORRIDOR = World(bounds_m=(0.0, 0.0, 10.0, 2.4),
+                          obstacles=[box(0.0, 1.0, 4.5, 2.4), box(6.0, 1.0, 10.0, 2.4)])
 ROBOT = RobotModel(radius_m=0.3, max_speed_mps=1.0, max_accel_mps2=1.0)
 PLANNER = PlannerSettings(time_budget_s=0.5)
 
 
-def _make_agents(cluster, make_robot_client, specs, *, settings=None):
+def _make_agents(cluster, make_robot_client, specs, *, settings=None, world=CORRIDOR):
     agents = []
     for index, (robot_id, start, goal) in enumerate(specs):
         client = make_robot_client(cluster.client_addresses, robot_id, timeout_s=2.0)
-        agents.append(RobotAgent(robot_id, robot=ROBOT, world=CORRIDOR, start_pose=start,
+        agents.append(RobotAgent(robot_id, robot=ROBOT, world=world, start_pose=start,
                                  goal_xy_m=goal, client=client,
                                  rng=np.random.default_rng(100 + index),
                                  settings=settings or AgentSettings(),
@@ -61,6 +65,31 @@ def test_corridor_swap_both_arrive(make_cluster, make_robot_client):
     records = cluster.client.history_records(cluster.client_addresses[0])
     assert audit_history(records, clearance_m=0.1) == []
     assert any(record.kind == 'park' for record in records)
+
+
+def test_dead_end_swap_uses_passing_bay(make_cluster, make_robot_client):
+    # Each goal is the other robot's start, so one robot must wait in the bay.
+    cluster = make_cluster(3)
+    cluster.wait_for_leader()
+    agents = _make_agents(cluster, make_robot_client,
+                          [('a', (0.5, 0.5, 0.0), (9.5, 0.5)),
+                           ('b', (9.5, 0.5, np.pi), (0.5, 0.5))],
+                          world=DEAD_END_CORRIDOR)
+    try:
+        _, steps = _run_lockstep(agents, t_end_s=120.0)
+    finally:
+        for agent in agents:
+            agent.close()
+    assert [step.status for step in steps] == ['parked', 'parked'], \
+        [(step.status, step.message) for step in steps]
+    for agent, step in zip(agents, steps):
+        assert np.allclose(step.trajectory.end_xy_m, agent.goal_xy_m, atol=0.05)
+    records = cluster.client.history_records(cluster.client_addresses[0])
+    assert audit_history(records, clearance_m=0.1) == []
+    # The robot that yielded committed a move into the bay (centre above the corridor).
+    bay_visits = {record.robot_id for record in records
+                  if record.kind == 'propose' and record.trajectory.xy_m[:, 1].max() > 1.0}
+    assert len(bay_visits) == 1, bay_visits
 
 
 def test_obstacle_departure_triggers_replan(make_cluster, make_robot_client):

@@ -26,9 +26,6 @@ def test_movingai_warehouse_eight_robots(out_dir):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=True, reason=(
-    'the agent asked to yield plans to its own goal, which the turn holder still occupies '
-    'with its stationary hold, so it never moves into the passing bay and both robots hold'))
 def test_corridor_swap_with_passing_bay(out_dir):
     metrics = run(load_scenario_file('corridor_swap'), out_dir, mode='in-process')
     assert_fleet_safe_and_done(metrics)
