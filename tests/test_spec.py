@@ -389,7 +389,42 @@ def test_consensus_timing_checked():
     document['consensus'].update(election_timeout_min_s='0.3 s', election_timeout_max_s='0.2 s')
     assert 'consensus' in problems_of(document)
     document['consensus'].update(election_timeout_min_s=0.03, election_timeout_max_s=0.06)
-    assert 'at most half' in problems_of(document)['consensus']
+    assert 'less than a third' in problems_of(document)['consensus']
+
+
+def test_heartbeat_third_of_election_timeout():
+    document = full_document()
+    document['consensus'].update(append_entries_period_s=0.05, election_timeout_min_s=0.15,
+                                 election_timeout_max_s=0.3)
+    problem = problems_of(document)['consensus']
+    assert 'append_entries_period_s=0.05' in problem
+    assert 'election_timeout_min_s=0.15' in problem
+    document['consensus']['append_entries_period_s'] = 0.049
+    assert load_spec(document).consensus.append_entries_period_s == pytest.approx(0.049)
+
+
+def test_consensus_defaults_match_ledger():
+    from mapl_robotics.coordination import LedgerSettings
+    ledger = LedgerSettings(self_address='127.0.0.1:47100', peers=(), journal_dir='.')
+    ours = load_spec(GIVEN_BLOCK).consensus
+    for key in ('append_entries_period_s', 'election_timeout_min_s', 'election_timeout_max_s',
+                'tick_s'):
+        assert getattr(ours, key) == getattr(ledger, key), key
+
+
+def test_reference_page_consensus_defaults():
+    from mapl_robotics.spec import ConsensusSpec
+    from tests.conftest import REPO_ROOT
+    defaults = ConsensusSpec()
+    text = (REPO_ROOT / 'docs' / 'spec.md').read_text(encoding='utf-8')
+    rows = {line.split('|')[1].strip(' `'): line.split('|')[3].strip(' `')
+            for line in text[text.index('## consensus'):text.index('## mesh')].splitlines()
+            if line.startswith('| `')}
+    for key in ('append_entries_period_s', 'election_timeout_min_s', 'election_timeout_max_s',
+                'tick_s', 'commit_timeout_s'):
+        written = rows[key].removesuffix(' s')
+        assert float(written) == getattr(defaults, key), \
+            f'docs/spec.md gives {key} the default {written}; update the consensus table'
 
 
 def test_consensus_node_count_and_addresses_exclusive():

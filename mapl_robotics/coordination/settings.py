@@ -125,15 +125,12 @@ class LedgerSettings:
                   peers: Sequence[str], journal_dir: Path | str, **overrides) -> 'LedgerSettings':
         """Build settings from a fleet spec's ``consensus`` section.
 
-        Only the Raft timing keys that the spec sets explicitly replace the ledger's defaults,
-        which are tuned together. The spec's own defaults (heartbeat 0.05 s, minimum election
-        timeout 0.15 s) would break pysyncobj's rule of more than three heartbeats per minimum
-        timeout.
+        The spec's Raft timing always applies. Its defaults equal this class's defaults, and
+        the spec validates the same heartbeat rule, so a valid spec gives valid settings.
         """
         timing = {name: getattr(consensus, name)
                   for name in ('append_entries_period_s', 'election_timeout_min_s',
-                               'election_timeout_max_s', 'tick_s')
-                  if name in consensus.model_fields_set}
+                               'election_timeout_max_s', 'tick_s')}
         return cls(self_address=self_address, peers=tuple(peers), journal_dir=Path(journal_dir),
                    **{**timing, **overrides})
 

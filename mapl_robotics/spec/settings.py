@@ -150,8 +150,10 @@ class ConsensusSpec(SpecModel):
     base_port: Port = 47100
     """First TCP port of the generated ledger node addresses."""
 
-    append_entries_period_s: Duration = Field(default=0.05, gt=0.0, le=10.0)
-    """Period of the leader's append-entries (heartbeat) messages, in seconds."""
+    # The timing defaults equal LedgerSettings' defaults, and a test keeps them equal.
+    append_entries_period_s: Duration = Field(default=0.03, gt=0.0, le=10.0)
+    """Period of the leader's append-entries (heartbeat) messages, in seconds; less than a
+    third of election_timeout_min_s."""
 
     election_timeout_min_s: Duration = Field(default=0.15, gt=0.0, le=60.0)
     """Lower end of the randomized election timeout, in seconds."""
@@ -182,12 +184,14 @@ class ConsensusSpec(SpecModel):
                 'timeout_order', 'election_timeout_min_s={low} must be less than '
                 'election_timeout_max_s={high}',
                 {'low': self.election_timeout_min_s, 'high': self.election_timeout_max_s})
-        if not 2.0 * self.append_entries_period_s <= self.election_timeout_min_s:
+        # pysyncobj 0.3.17 (SyncObjConf.validate) requires raftMinTimeout to exceed three
+        # appendEntriesPeriod, so a follower hears several heartbeats before it may campaign.
+        if not 3.0 * self.append_entries_period_s < self.election_timeout_min_s:
             raise PydanticCustomError(
-                'heartbeat_too_slow', 'append_entries_period_s={period} must be at most half '
-                'of election_timeout_min_s={low}, or followers start elections while the leader '
-                'is alive', {'period': self.append_entries_period_s,
-                             'low': self.election_timeout_min_s})
+                'heartbeat_too_slow', 'append_entries_period_s={period} must be less than a '
+                'third of election_timeout_min_s={low}, or followers start elections while the '
+                'leader is alive; shorten the heartbeat period or lengthen the election timeout',
+                {'period': self.append_entries_period_s, 'low': self.election_timeout_min_s})
         if not self.tick_s <= self.append_entries_period_s:
             raise PydanticCustomError(
                 'tick_too_slow', 'tick_s={tick} must not exceed append_entries_period_s={period}',

@@ -22,11 +22,14 @@ def test_defaults_map_to_tuned_syncobj_conf(tmp_path):
     assert settings.client_address == '127.0.0.1:48100'
 
 
-def test_spec_keeps_tuned_defaults(tmp_path):
+def test_spec_defaults_are_ledger_defaults(tmp_path):
     settings = LedgerSettings.from_spec(ConsensusSpec(), self_address='127.0.0.1:47100',
                                         peers=(), journal_dir=tmp_path)
     assert settings.append_entries_period_s == 0.03
     assert settings.election_timeout_min_s == 0.15
+    assert settings.election_timeout_max_s == 0.3
+    assert settings.tick_s == 0.005
+    settings.to_syncobj_conf().validate()
 
 
 def test_spec_timing_applied(tmp_path):
@@ -36,6 +39,14 @@ def test_spec_timing_applied(tmp_path):
                                         journal_dir=tmp_path)
     assert settings.to_syncobj_conf().raftMaxTimeout == 0.4
     assert settings.append_entries_period_s == 0.05
+    assert settings.election_timeout_min_s == 0.2
+
+
+def test_spec_tick_applied(tmp_path):
+    settings = LedgerSettings.from_spec(ConsensusSpec(tick_s=0.01), self_address='127.0.0.1:47100',
+                                        peers=(), journal_dir=tmp_path)
+    assert settings.tick_s == 0.01
+    assert settings.to_syncobj_conf().autoTickPeriod == 0.01
 
 
 @pytest.mark.parametrize('changes, word', [
