@@ -6,13 +6,17 @@ One run measures, on loopback:
   200-byte fan-out from one process to 15 echo processes waiting for every reply
   (``--peers`` minus one);
 * ``no_loss``: 16 ``mapl mesh node`` processes (CurveZMQ on, the default) each sending state
-  updates at 20 Hz to the 15 others plus a burst of plan messages every second;
+  updates at 20 Hz to the 15 others plus a burst of plan messages every second, with the
+  peers' ticks spread over one 50 ms state period;
 * ``loss_10pct``: the same with the seeded fault layer dropping 10% of all packets (data,
   acknowledgements and heartbeats).
 
 Latency is from ``send()`` to the acknowledgement, on the sender's monotonic clock. ``lost``
 counts acknowledged messages missing from the receiver's delivered log and
 ``duplicates_delivered`` counts messages the application received twice; both must be 0.
+``cpu_us_per_message_send_phase`` is the CPU time of all peer processes during the send
+phase divided by the messages sent. Unlike latency, it changes little when other jobs share
+the host, as long as the peers get the CPU time they need.
 
     python bench/mesh.py --json bench_mesh.json
 """
@@ -48,9 +52,9 @@ _PORTS_GIVEN: set[int] = set()
 def free_port(rng: np.random.Generator) -> int:
     """Return a free loopback port below the kernel's ephemeral range.
 
-    A port that the kernel hands out (bind to port 0) comes from the ephemeral range, where
-    the peers' own outgoing connections also take their source ports: a peer that starts
-    late could then find its port taken by another peer's connection attempt to it.
+    A port that the kernel hands out (bind to port 0) comes from the ephemeral range. The
+    peers' outgoing connections take their source ports from the same range, so a peer that
+    starts late could find its port taken by another peer's connection attempt to it.
     """
     low, _ = _ephemeral_range()
     for _ in range(1000):
@@ -171,8 +175,9 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
     logs = []
     for index, node_id in enumerate(ids):
         # Robots run on independent clocks, so their 20 Hz ticks fall at different phases.
-        # Spread the peers' start times evenly over one state period instead of firing all
-        # 16 ticks (240 messages) in the same instant; the load per second is the same.
+        # The peers' start times are spread evenly over one state period, so that the 16
+        # ticks (240 messages) do not fire in the same instant. The load per second is the
+        # same.
         phase_s = index * (1.0 / STATE_HZ) / peers
         args = [sys.executable, '-c', 'from mapl_robotics.cli import main; main()',
                 '--log-level', 'error', 'mesh', 'node', '--id', node_id,
@@ -246,8 +251,8 @@ def summarize(folder: Path, ids: list[str], send_s: float) -> dict:
                    'throughput_msgs_per_s': round(totals['acked'] / send_s, 1)})
     # CPU time of all peer processes (including about 0.5 s of imports each) per acked message.
     result['cpu_ms_per_acked_message'] = round(totals['cpu_ms'] / max(totals['acked'], 1), 3)
-    # CPU of all peers during the send phase only (steady state, load-independent): per
-    # message sent, and in cores (CPU seconds per second) for the whole fleet.
+    # CPU time of all peers during the send phase only (steady state), per message sent and
+    # in cores (CPU seconds per second) for the whole fleet.
     result['cpu_us_per_message_send_phase'] = round(
         totals['cpu_send_phase_ms'] * 1e3 / max(totals['sent'], 1), 1)
     result['cpu_cores_send_phase'] = round(totals['cpu_send_phase_ms'] / 1e3 / send_s, 2)

@@ -143,8 +143,7 @@ class Engine:
     def _drain_wake(self) -> None:
         with self._wake_lock:
             self._wake_pending = False
-        # One read: a wake-up writes one byte and only when none is pending, so the pipe
-        # holds at most a few bytes.
+        # One read is enough: wake() writes one byte, and only when no wake-up is pending.
         try:
             os.read(self._wake_read_fd, 4096)
         except BlockingIOError:
@@ -201,9 +200,9 @@ class Engine:
     def _prune_timers(self) -> None:
         """Drop timer entries of acknowledged messages from the heads of both heaps.
 
-        Entries are not removed when a message resolves (that would cost a heap search per
-        message); without this, every acknowledged message would still wake the loop at its
-        retry time and again at its deadline.
+        Entries stay in the heaps when a message resolves, because removing them would cost a
+        heap search per message. Without this pruning, every acknowledged message would still
+        wake the loop at its retry time and again at its deadline.
         """
         outbound = self._outbound
         heap = self._retry_heap
