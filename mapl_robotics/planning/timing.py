@@ -27,6 +27,13 @@ Differential drive: the robot moves only along its heading, so at the start (whe
 at ``max_yaw_rate_radps`` before it drives on. Holonomic robots keep the yaw of the direction
 of travel and spend no time turning.
 
+Rounded corners (``arc_edges``, from :func:`~mapl_robotics.planning.curvature.round_corners`):
+all vertices of one arc share one speed, at most :func:`arc_speed_mps`, so each chord is one
+sample interval at constant speed and the velocity change at a chord vertex, ``v^2 / R`` per
+unit time, stays within half the acceleration limit. The straight edges next to the arc hold
+that speed for ``sample_dt_s``. An arc with a stop on it (a wait) is driven from rest to rest,
+chord by chord.
+
 Sampling: acceleration and deceleration phases are sampled every ``sample_dt_s`` from the
 exact kinematics, cruise phases and holds only at their ends, and every path vertex is a
 sample. Every sample lies on the exact motion, so the finite-difference speed between samples
@@ -167,26 +174,35 @@ def _turn_angles_rad(xy: np.ndarray) -> np.ndarray:
 
 
 def _vertex_speeds(edge_m: np.ndarray, caps_mps: np.ndarray, hold_in: np.ndarray,
-                   hold_out: np.ndarray, *, hold_s: float, max_accel_mps2: float) -> np.ndarray:
+                   hold_out: np.ndarray, arcs: np.ndarray, *, hold_s: float,
+                   max_accel_mps2: float) -> np.ndarray:
     """Return the speed at each vertex: at most its cap and reachable from both neighbours.
 
     An edge with ``hold_in`` (``hold_out``) keeps the speed of its first (last) vertex for
     ``hold_s``, so the part of the edge left to change speed is its length minus those holds.
     Hold lengths come from the caps, which are at least the final speeds, so the estimate is
-    safe.
+    safe. All vertices of one arc (a run of ``arcs`` edges) get one speed, the lowest cap
+    among them, so the chords are driven without a speed change (see
+    :func:`time_parameterize`). The passes therefore run over groups of vertices joined by
+    arc edges, linked by the straight edges.
     """
     free_m = np.maximum(edge_m - np.where(hold_in, caps_mps[:-1] * hold_s, 0.0)
                         - np.where(hold_out, caps_mps[1:] * hold_s, 0.0), 0.0)
-    speeds = caps_mps.copy()
+    # group[v] is the index of vertex v's group, so straight edge i links groups group[i] and
+    # group[i] + 1.
+    group = np.concatenate([[0], np.cumsum(~arcs)])
+    speeds = np.full(int(group[-1]) + 1, np.inf)
+    np.minimum.at(speeds, group, caps_mps)
     speeds[0] = 0.0
     speeds[-1] = 0.0
-    for index in range(len(edge_m)):
-        reachable = math.sqrt(speeds[index] ** 2 + 2.0 * max_accel_mps2 * free_m[index])
+    group_free_m = free_m[~arcs]
+    for index in range(len(group_free_m)):
+        reachable = math.sqrt(speeds[index] ** 2 + 2.0 * max_accel_mps2 * group_free_m[index])
         speeds[index + 1] = min(speeds[index + 1], reachable)
-    for index in range(len(edge_m) - 1, -1, -1):
-        reachable = math.sqrt(speeds[index + 1] ** 2 + 2.0 * max_accel_mps2 * free_m[index])
+    for index in range(len(group_free_m) - 1, -1, -1):
+        reachable = math.sqrt(speeds[index + 1] ** 2 + 2.0 * max_accel_mps2 * group_free_m[index])
         speeds[index] = min(speeds[index], reachable)
-    return speeds
+    return speeds[group]
 
 
 def arc_speed_mps(robot: RobotModel, chord_m: float) -> float:
@@ -389,8 +405,15 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
     hold_room[:-1] = np.minimum(hold_room[:-1], np.where(hold_in, edge_m, np.inf))
     caps = np.minimum(caps, hold_room / (2.0 * sample_dt_s))
     caps[stops] = 0.0
-    speeds = _vertex_speeds(edge_m, caps, hold_in, hold_out, hold_s=sample_dt_s,
+    speeds = _vertex_speeds(edge_m, caps, hold_in, hold_out, arcs, hold_s=sample_dt_s,
                             max_accel_mps2=robot.max_accel_mps2)
+    # An arc with a stop on it (a wait, say) is driven from rest to rest chord by chord.
+    stops |= on_arc & (speeds == 0.0)
+    # On an arc at constant speed v every chord is one sample interval, so the velocity
+    # change at a chord vertex is v^2 / R over that interval, within half the acceleration
+    # limit by arc_speed_mps. Where a straight edge meets the arc, the hold of one sample
+    # period at v spreads the (half as large) direction change.
+    edge_max_mps = np.where(arcs & (speeds[:-1] > 0.0), speeds[:-1], edge_caps)
     for index in range(len(edges)):
         if stops[index]:
             builder.wait(waits.get(index, 0.0))
@@ -400,7 +423,7 @@ def time_parameterize(xy_m, *, robot: RobotModel, t_start_s: float, sample_dt_s:
             float(edge_m[index]), float(speeds[index]), float(speeds[index + 1]),
             hold_in_s=sample_dt_s if hold_in[index] else 0.0,
             hold_out_s=sample_dt_s if hold_out[index] else 0.0,
-            max_speed_mps=float(edge_caps[index]), max_accel_mps2=robot.max_accel_mps2,
+            max_speed_mps=float(edge_max_mps[index]), max_accel_mps2=robot.max_accel_mps2,
             sample_dt_s=sample_dt_s)
         direction = edges[index] / edge_m[index]
         t0_s = builder.now_s

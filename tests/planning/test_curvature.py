@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
 from mapl_robotics.errors import PlannerConfigError
 from mapl_robotics.geometry import World
-from mapl_robotics.planning import (PlannerSettings, RobotModel, plan_trajectory,
-                                    round_corners, time_parameterize)
+from mapl_robotics.planning import (PlannerSettings, RobotModel, arc_speed_mps,
+                                    plan_trajectory, round_corners, time_parameterize)
 
 from planning_reference import finite_difference_limits, geos_path_clear
 
@@ -66,6 +66,14 @@ def test_zero_radius_leaves_path():
 
 
 @settings(max_examples=60, deadline=None)
+# A short first edge leaves the arc entry below the arc speed. A chord that speeds up in short
+# samples there breaks the acceleration and yaw-rate limits next to the corner.
+@example(points=[(1.0, 1.0), (1.75, 1.125), (3.0, 1.0)], radius_m=2.0, yaw_rate_radps=3.0,
+         sample_dt_s=0.05, rule='stop')
+@example(points=[(1.0, 1.0), (1.75, 1.125), (3.0, 1.0)], radius_m=1.5, yaw_rate_radps=1.0,
+         sample_dt_s=0.25, rule='stop')
+@example(points=[(2.0, 1.0), (2.0, 2.0), (1.0, 5.0)], radius_m=3.0, yaw_rate_radps=2.0,
+         sample_dt_s=0.125, rule='deflection')
 @given(points=st.lists(st.tuples(st.floats(1, 19), st.floats(1, 19)), min_size=3, max_size=6),
        radius_m=st.floats(0.2, 3.0), yaw_rate_radps=st.floats(0.3, 3.0),
        sample_dt_s=st.floats(0.05, 0.4), rule=st.sampled_from(['stop', 'deflection']))
@@ -83,6 +91,43 @@ def test_rounded_trajectory_within_limits(points, radius_m, yaw_rate_radps, samp
     yaw_rate = np.abs(np.diff(np.unwrap(trajectory.yaw_rad))) / np.diff(trajectory.t_s)
     assert np.max(yaw_rate) <= yaw_rate_radps * (1 + 1e-6)
     assert np.allclose(trajectory.xy_m[-1], xy[-1])
+
+
+def test_arc_driven_at_one_speed():
+    robot = _robot(2.0, 3.0)
+    rounded = round_corners(ROOM.checker(0.3), [(1, 1), (1.75, 1.125), (3, 1)], robot=robot,
+                            sample_dt_s=0.05)
+    trajectory = time_parameterize(rounded.xy_m, robot=robot, t_start_s=0.0, sample_dt_s=0.05,
+                                   arc_edges=rounded.arc_edges)
+    # Each arc vertex is one sample, and the chords between them take one interval each.
+    arc_xy = rounded.xy_m[1:-1]
+    rows = [int(np.flatnonzero(np.all(np.abs(trajectory.xy_m - xy) < 1e-9, axis=1))[0])
+            for xy in arc_xy]
+    assert np.all(np.diff(rows) == 1)
+    chord_m = np.linalg.norm(np.diff(arc_xy, axis=0), axis=1)
+    chord_speed_mps = chord_m / np.diff(trajectory.t_s[rows])
+    assert np.allclose(chord_speed_mps, chord_speed_mps[0], rtol=1e-9)
+    assert chord_speed_mps[0] <= arc_speed_mps(robot, float(chord_m[0])) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize('rule', ['stop', 'deflection'])
+def test_wait_on_arc_stays_within_limits(rule):
+    robot = _robot(1.0, 1.0)
+    rounded = round_corners(ROOM.checker(0.3), [(2, 2), (10, 2), (10, 10)], robot=robot,
+                            sample_dt_s=0.2)
+    middle = len(rounded.xy_m) // 2
+    assert rounded.arc_edges[middle - 1]
+    assert rounded.arc_edges[middle]
+    trajectory = time_parameterize(rounded.xy_m, robot=robot, t_start_s=0.0, sample_dt_s=0.2,
+                                   corner_rule=rule, arc_edges=rounded.arc_edges,
+                                   waits_s={middle: 1.5})
+    speed, accel = finite_difference_limits(trajectory)
+    assert speed <= robot.max_speed_mps * (1 + 1e-6)
+    assert accel <= robot.max_accel_mps2 * (1 + 1e-6)
+    yaw_rate = np.abs(np.diff(np.unwrap(trajectory.yaw_rad))) / np.diff(trajectory.t_s)
+    assert np.max(yaw_rate) <= 1.0 * (1 + 1e-6)
+    at_middle = np.all(np.abs(trajectory.xy_m - rounded.xy_m[middle]) < 1e-9, axis=1)
+    assert np.ptp(trajectory.t_s[at_middle]) >= 1.5 - 1e-9
 
 
 def test_rounding_saves_time_over_turning_in_place():
