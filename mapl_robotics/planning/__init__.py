@@ -3,7 +3,7 @@ planning against moving obstacles and other robots' committed trajectories."""
 
 from mapl_robotics.planning.curvature import RoundedPath, round_corners
 from mapl_robotics.planning.models import (ALGORITHMS, CORNER_RULES, DRIVES, PlannerSettings,
-                                           RobotModel)
+                                           RobotModel, require_generator)
 from mapl_robotics.planning.rrt import PathResult, plan_path, search_path, validate_endpoints
 from mapl_robotics.planning.smoothing import (path_length_m, remove_redundant_vertices,
                                               shortcut_smooth)
@@ -27,6 +27,7 @@ __all__ = [
     'plan_path',
     'plan_trajectory',
     'remove_redundant_vertices',
+    'require_generator',
     'round_corners',
     'search_path',
     'shortcut_smooth',

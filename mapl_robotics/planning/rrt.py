@@ -25,7 +25,7 @@ from mapl_robotics.errors import (GoalInCollisionError, GoalUnreachableError,
 from mapl_robotics.geometry.world import CollisionChecker
 from mapl_robotics.planning import connect_kernel, smoothing_kernel
 from mapl_robotics.planning.edges import PROBE_FRACTIONS, edges_free, probe_segments
-from mapl_robotics.planning.models import PlannerSettings
+from mapl_robotics.planning.models import PlannerSettings, require_generator
 from mapl_robotics.planning.reachability import reachability_grid
 from mapl_robotics.planning.smoothing import path_length_m, shortcut_smooth
 from mapl_robotics.planning.tree import SearchTree
@@ -547,6 +547,7 @@ def search_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
     :class:`~mapl_robotics.errors.PlanningTimeoutError`. ``deadline_s`` is an optional
     absolute ``time.perf_counter()`` deadline that tightens ``settings.time_budget_s``.
     """
+    require_generator(rng, caller='search_path')
     start, goal = validate_endpoints(checker, start_xy_m, goal_xy_m)
     # Compiling (or loading numba's cached machine code) must not eat the search budget.
     warm_up_compiled(checker)
@@ -587,8 +588,11 @@ def plan_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
     >>> bool(world.checker(0.3).path_free(result.xy_m))
     True
 
-    Raises the same errors as :func:`search_path`.
+    Raises the same errors as :func:`search_path`, and
+    :class:`~mapl_robotics.errors.PlannerConfigError` when ``rng`` is not a
+    ``numpy.random.Generator``.
     """
+    require_generator(rng, caller='plan_path')
     settings = PlannerSettings() if settings is None else settings
     raw, iterations, nodes, search_s = search_path(checker, start_xy_m, goal_xy_m,
                                                    settings=settings, rng=rng,

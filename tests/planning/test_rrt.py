@@ -9,8 +9,8 @@ import pytest
 from shapely.geometry import Point, box
 
 from mapl_robotics.errors import (GoalInCollisionError, GoalUnreachableError,
-                                  InvalidCoordinateError, OutOfBoundsError, PlanningError,
-                                  PlanningTimeoutError, StartInCollisionError)
+                                  InvalidCoordinateError, OutOfBoundsError, PlannerConfigError,
+                                  PlanningError, PlanningTimeoutError, StartInCollisionError)
 from mapl_robotics.geometry import World
 from mapl_robotics.planning import ALGORITHMS, PlannerSettings, plan_path, search_path
 from mapl_robotics.planning.edges import edges_free
@@ -195,3 +195,13 @@ def test_failures_share_planning_error(two_walls):
     for start, goal in [((5.5, 3.0), (19, 9)), ((1, 1), (12.5, 5.0))]:
         with pytest.raises(PlanningError):
             plan_path(two_walls.checker(0.3), start, goal, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize('bad_rng', [None, 3, np.random.RandomState(0)])
+@pytest.mark.parametrize('function', [plan_path, search_path])
+def test_rng_must_be_generator(two_walls, function, bad_rng):
+    with pytest.raises(PlannerConfigError) as caught:
+        function(two_walls.checker(0.3), (1, 1), (19, 9), settings=PlannerSettings(),
+                 rng=bad_rng)
+    assert function.__name__ in str(caught.value)
+    assert 'numpy.random.default_rng(seed)' in str(caught.value)
