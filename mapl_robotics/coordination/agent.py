@@ -491,6 +491,8 @@ class RobotAgent:
     def _escape_delay_s(self, wish: Trajectory, view: LedgerView, blocker_id: str,
                         clearance_m: float) -> float | None:
         blocker = view.robots[blocker_id]
+        # Fewer refuge plans than a yielding robot tries (3, not 6), because the claim must
+        # reach the ledger before its start time, commit_lead_s after it was begun.
         escape_start_s = wish.start_time_s + self.settings.yield_reaction_s
         start_xy = blocker.trajectory.position_at(escape_start_s)
         # NOTE: the ledger stores only radius and max speed, so the escape estimate uses this
@@ -515,7 +517,7 @@ class RobotAgent:
             required_m=blocker.radius_m + self.robot.radius_m + clearance_m,
             occupied=occupied_ends(robots_elsewhere, radius_m=blocker.radius_m,
                                    clearance_m=clearance_m),
-            rng=self.rng, initial_reach_m=4.0 * blocker.radius_m)
+            rng=self.rng, initial_reach_m=4.0 * blocker.radius_m, max_plans=3)
         if escape is None:
             logger.debug('agent %s: no refuge found for %s; the wish is not delayed for it',
                          self.robot_id, blocker_id)

@@ -32,6 +32,20 @@ def test_corridor_swap_with_passing_bay(out_dir):
 
 
 @pytest.mark.timeout(300)
+def test_corridor_swap_repeats_with_seed(tmp_path):
+    # Fields that measure the machine rather than the run.
+    timing = ('wall_time_s', 'real_time_factor', 'planning_ms', 'commit_ms', 'mesh_ms',
+              'mesh_p99_ms')
+    runs = []
+    for name in ('first', 'second'):
+        metrics = run(load_scenario_file('corridor_swap').with_seed(5), tmp_path / name,
+                      mode='in-process')
+        runs.append({key: value for key, value in metrics.items() if key not in timing})
+    assert runs[0]['success'] is True
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.timeout(300)
 def test_four_way_intersection(out_dir):
     metrics = run(load_scenario_file('four_way'), out_dir, mode='in-process')
     assert metrics['robots'] == 4
