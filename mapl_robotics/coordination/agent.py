@@ -491,8 +491,6 @@ class RobotAgent:
     def _escape_delay_s(self, wish: Trajectory, view: LedgerView, blocker_id: str,
                         clearance_m: float) -> float | None:
         blocker = view.robots[blocker_id]
-        # Fewer refuge plans than a yielding robot tries (3, not 6), because the claim must
-        # reach the ledger before its start time, commit_lead_s after it was begun.
         escape_start_s = wish.start_time_s + self.settings.yield_reaction_s
         start_xy = blocker.trajectory.position_at(escape_start_s)
         # NOTE: the ledger stores only radius and max speed, so the escape estimate uses this
@@ -511,6 +509,8 @@ class RobotAgent:
                                    clearance_m=clearance_m,
                                    start_yaw_rad=float(blocker.trajectory.yaw_at(escape_start_s)))
 
+        # Fewer refuge plans than a yielding robot tries (3, not 6), because the claim must
+        # reach the ledger before its start time, commit_lead_s after it was begun.
         escape = plan_to_refuge(
             plan_escape, self.world.checker(blocker.radius_m), start_xy,
             wish_path_xy_m=wish.xy_m,
