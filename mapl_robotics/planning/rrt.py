@@ -96,6 +96,10 @@ class _Sampler:
         """Return ``count`` random points."""
         return self._low + self._rng.random((count, 2)) * self._span
 
+    def coins(self, count: int) -> np.ndarray:
+        """Return ``count`` uniform numbers in [0, 1)."""
+        return self._rng.random(count)
+
 
 class _FreeSampler:
     """Uniform samples over the free space, drawn in blocks that one call filters."""
@@ -108,10 +112,15 @@ class _FreeSampler:
         self._pool = np.empty((0, 2))
         self._next = 0
         self._refills_left = max_refills
+        # Points and goal-bias coins handed out one at a time by draw().
+        self._drawn = np.empty((0, 2))
+        self._coins = np.empty(0)
+        self._drawn_next = 0
 
     def draw_many(self, count: int) -> np.ndarray:
-        """Return ``count`` free points, or uniform ones once the refill budget is spent (a
-        map with almost no free space must not stall the search)."""
+        """Return ``count`` free points, or uniform ones once ``max_refills`` blocks came back
+        with less than 1/16 of their points free (a map with almost no free space must not
+        stall the search)."""
         chunks = []
         needed = count
         while needed > 0:
@@ -119,9 +128,10 @@ class _FreeSampler:
                 if self._refills_left == 0:
                     chunks.append(self._uniform.draw_many(needed))
                     break
-                self._refills_left -= 1
                 block = self._uniform.draw_many(self._block)
                 self._pool = block[self._checker.points_free(block)]
+                if 16 * len(self._pool) < len(block):
+                    self._refills_left -= 1
                 self._next = 0
                 continue
             chunk = self._pool[self._next:self._next + needed]
@@ -129,6 +139,17 @@ class _FreeSampler:
             needed -= len(chunk)
             chunks.append(chunk)
         return np.concatenate(chunks) if chunks else np.empty((0, 2))
+
+    def draw(self) -> tuple[np.ndarray, float]:
+        """Return one free point and a uniform number in [0, 1) for the goal-bias coin."""
+        if self._drawn_next >= len(self._drawn):
+            self._drawn = self.draw_many(self._block)
+            self._coins = self._uniform.coins(self._block)
+            self._drawn_next = 0
+        point = self._drawn[self._drawn_next]
+        coin = float(self._coins[self._drawn_next])
+        self._drawn_next += 1
+        return point, coin
 
 
 def _steer(from_xy: np.ndarray, to_xy: np.ndarray, step_m: float) -> np.ndarray:
@@ -429,8 +450,22 @@ def _batched_rrt_connect(checker, start, goal, settings, rng, budget):
     return None, iterations, trees[0].count + trees[1].count
 
 
+# RRT and RRT* extend by the longest free prefix of the steered edge among these fractions,
+# all checked in one call. Rejecting a blocked step outright stalls the tree on maps with long
+# walls, where most steps of step_size_m cross a wall.
+_TREE_EXTEND_FRACTIONS = np.array([1.0, 0.5, 0.25, 0.125])
+
+
+def _extend(checker, from_xy: np.ndarray, to_xy: np.ndarray) -> np.ndarray | None:
+    """Return the end of the longest free prefix of the edge, or None if every one collides."""
+    ends = from_xy + _TREE_EXTEND_FRACTIONS[:, None] * (to_xy - from_xy)
+    free = checker.segments_free(np.broadcast_to(from_xy, ends.shape), ends)
+    longest = np.flatnonzero(free)
+    return ends[longest[0]] if longest.size else None
+
+
 def _rrt(checker, start, goal, settings, rng, budget):
-    sampler = _Sampler(checker, rng)
+    sampler = _FreeSampler(checker, rng)
     tree = SearchTree(start)
     step_m = settings.step_size_m
     pending: list[int] = []
@@ -441,8 +476,8 @@ def _rrt(checker, start, goal, settings, rng, budget):
         if coin < settings.goal_bias:
             sample = goal
         nearest = tree.nearest(sample)
-        new_xy = _steer(tree.xy_m[nearest], sample, step_m)
-        if not checker.segments_free(tree.xy_m[nearest][None, :], new_xy[None, :])[0]:
+        new_xy = _extend(checker, tree.xy_m[nearest], _steer(tree.xy_m[nearest], sample, step_m))
+        if new_xy is None:
             continue
         new_node = tree.add(new_xy, nearest)
         if np.hypot(*(new_xy - goal)) <= step_m:
@@ -467,7 +502,7 @@ def _rewire_radius_m(settings: PlannerSettings, count: int, gamma_m: float) -> f
 
 
 def _rrt_star(checker, start, goal, settings, rng, budget, tree_out=None):
-    sampler = _Sampler(checker, rng)
+    sampler = _FreeSampler(checker, rng)
     tree = SearchTree(start)
     if tree_out is not None:
         tree_out.append(tree)
@@ -488,8 +523,8 @@ def _rrt_star(checker, start, goal, settings, rng, budget, tree_out=None):
         if coin < settings.goal_bias:
             sample = goal
         nearest = tree.nearest(sample)
-        new_xy = _steer(tree.xy_m[nearest], sample, step_m)
-        if not checker.segments_free(tree.xy_m[nearest][None, :], new_xy[None, :])[0]:
+        new_xy = _extend(checker, tree.xy_m[nearest], _steer(tree.xy_m[nearest], sample, step_m))
+        if new_xy is None:
             continue
         radius_m = _rewire_radius_m(settings, tree.count, gamma_m)
         near = tree.within(new_xy, radius_m)

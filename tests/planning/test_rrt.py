@@ -205,3 +205,24 @@ def test_rng_must_be_generator(two_walls, function, bad_rng):
                  rng=bad_rng)
     assert function.__name__ in str(caught.value)
     assert 'numpy.random.default_rng(seed)' in str(caught.value)
+
+
+@pytest.fixture(scope='module')
+def serpentine() -> World:
+    """A 50 x 30 m map whose 8 alternating walls leave 5 m gaps, so a path weaves 216 m."""
+    walls = ([box(10 * i + 4, 0, 10 * i + 6, 25) for i in range(4)]
+             + [box(10 * i + 9, 5, 10 * i + 11, 30) for i in range(4)])
+    return World(bounds_m=(0, 0, 50, 30), obstacles=walls, name='serpentine')
+
+
+@pytest.mark.parametrize('algorithm', ['rrt', 'rrt_star'])
+@pytest.mark.parametrize('seed', range(4))
+def test_serpentine_solved_within_cap(serpentine, algorithm, seed):
+    # The time budget is generous because the machine may be loaded, so the iteration cap
+    # decides. Samples that land in walls and steps rejected whole instead of shortened made
+    # these searches take 11,000 to 15,000 iterations, and under load more than 5 s.
+    settings = PlannerSettings(algorithm=algorithm, time_budget_s=60.0, max_iterations=12_000)
+    result = plan_path(serpentine.checker(0.3), (1, 1), (49, 29), settings=settings,
+                       rng=np.random.default_rng(seed))
+    assert geos_path_clear(serpentine, 0.3, result.xy_m)
+    assert result.length_m < 230.0
