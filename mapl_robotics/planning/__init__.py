@@ -4,7 +4,8 @@ planning against moving obstacles and other robots' committed trajectories."""
 from mapl_robotics.planning.curvature import RoundedPath, round_corners
 from mapl_robotics.planning.models import (ALGORITHMS, CORNER_RULES, DRIVES, PlannerSettings,
                                            RobotModel, require_generator)
-from mapl_robotics.planning.rrt import PathResult, plan_path, search_path, validate_endpoints
+from mapl_robotics.planning.rrt import (PathResult, plan_path, prepare_checker, search_path,
+                                        validate_endpoints)
 from mapl_robotics.planning.smoothing import (path_length_m, remove_redundant_vertices,
                                               shortcut_smooth)
 from mapl_robotics.planning.spacetime import (DiscAvoidingChecker, earliest_conflict_time,
@@ -26,6 +27,7 @@ __all__ = [
     'path_length_m',
     'plan_path',
     'plan_trajectory',
+    'prepare_checker',
     'remove_redundant_vertices',
     'require_generator',
     'round_corners',

@@ -30,7 +30,8 @@ from mapl_robotics.planning.reachability import reachability_grid
 from mapl_robotics.planning.smoothing import path_length_m, shortcut_smooth
 from mapl_robotics.planning.tree import SearchTree
 
-__all__ = ['PathResult', 'plan_path', 'search_path', 'validate_endpoints', 'warm_up_compiled']
+__all__ = ['PathResult', 'plan_path', 'prepare_checker', 'search_path', 'validate_endpoints',
+           'warm_up_compiled']
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ _SAMPLE_BLOCK = 256
 # samples used so far (at least _MIN_EXTRA_SAMPLES), and returns the shortest joined path.
 _EXTRA_SAMPLES_FACTOR = 1.0
 _MIN_EXTRA_SAMPLES = 32
+# Longest the compiled RRT-Connect runs between two looks at the clock, as an estimate from the
+# time per sample of its previous call.
+_CHUNK_S = 0.005
 # RRT collects goal-connection attempts and checks them together after this many.
 _GOAL_BATCH = 8
 
@@ -250,7 +254,8 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
 
     Returns ``(path or None, iterations, tree nodes, undecided edges)``. Samples come in
     blocks of ``_SAMPLE_BLOCK`` from ``rng``, uniform over the region where the disc stays
-    inside the map; between blocks the time budget is checked. The search gives up early, so
+    inside the map. The kernel runs on chunks of them sized to take about ``_CHUNK_S`` each,
+    and the time budget is checked between chunks. The search gives up early, so
     that the batched search can ask GEOS about them, once it has seen undecided edges and
     spent half of the iterations or time.
     """
@@ -273,6 +278,8 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
     iterations = 0
     undecided = 0
     samples = np.empty((0, 2))
+    # The first call gets one sample, which measures how long a sample takes on this map.
+    seconds_per_sample = math.inf
     while iterations < stop_at and not budget.expired():
         if undecided and (2 * iterations >= budget.max_iterations
                           or 2 * budget.elapsed_s >= settings.time_budget_s):
@@ -285,9 +292,14 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
                 trees[tree] = [np.resize(trees[tree][0], (size, 2)),
                                np.resize(trees[tree][1], size), np.resize(trees[tree][2], size)]
         first_join = best_cost_m[0] == math.inf
-        connect_kernel.connect_search(check, *trees[0], *trees[1], counts, active, samples,
-                                      step_m, margin, result, best_cost_m)
+        # One kernel call cannot look at the clock, so each gets as many samples as fit in
+        # _CHUNK_S at the rate the previous calls ran, and at least one.
+        chunk = max(1, min(len(samples), int(_CHUNK_S / max(seconds_per_sample, 1e-9))))
+        called_s = time.perf_counter()
+        connect_kernel.connect_search(check, *trees[0], *trees[1], counts, active,
+                                      samples[:chunk], step_m, margin, result, best_cost_m)
         used = int(result[1])
+        seconds_per_sample = (time.perf_counter() - called_s) / max(used, 1)
         iterations += used
         undecided += int(result[5])
         active = int(result[2])
@@ -570,31 +582,29 @@ def _rrt_star(checker, start, goal, settings, rng, budget, tree_out=None):
 _SEARCHES = {'rrt_connect': _rrt_connect, 'rrt': _rrt, 'rrt_star': _rrt_star}
 
 
-def search_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
-                settings: PlannerSettings, rng: np.random.Generator,
-                deadline_s: float | None = None) -> tuple[np.ndarray, int, int, float]:
-    """Run the configured tree search without smoothing.
+def prepare_checker(checker) -> None:
+    """Build the one-off structures that searches on ``checker`` use, so no later search pays
+    for them.
 
-    Returns ``(path_xy_m, iterations, tree_nodes, search_s)``. Raises
-    :class:`~mapl_robotics.errors.StartInCollisionError`,
-    :class:`~mapl_robotics.errors.GoalInCollisionError`,
-    :class:`~mapl_robotics.errors.GoalUnreachableError` or
-    :class:`~mapl_robotics.errors.PlanningTimeoutError`. ``deadline_s`` is an optional
-    absolute ``time.perf_counter()`` deadline that tightens ``settings.time_budget_s``.
+    These are the compiled search and smoothing kernels (see :func:`warm_up_compiled`), the
+    obstacles' spatial index and the reachability grid of the static map (see
+    :mod:`~mapl_robotics.planning.reachability`). All are cached, so a second call costs
+    nothing. :func:`search_path` and :func:`plan_path` call it before their time budget
+    starts. The clearance field is built earlier, by ``world.checker(radius_m)``.
     """
+    warm_up_compiled(checker)
+    static_checker = getattr(checker, 'base', checker)
+    static_checker.world.strtree()
+    reachability_grid(static_checker)
+
+
+def _search(checker, start_xy_m, goal_xy_m, settings: PlannerSettings, rng,
+            deadline_s: float | None) -> tuple[np.ndarray, int, int, _Budget]:
+    """Validate, prepare, decide reachability, then search within the budget."""
     require_generator(rng, caller='search_path')
     start, goal = validate_endpoints(checker, start_xy_m, goal_xy_m)
-    # Compiling (or loading numba's cached machine code) must not eat the search budget.
-    warm_up_compiled(checker)
+    prepare_checker(checker)
     budget = _Budget(settings, deadline_s)
-    # RRT-Connect checks the straight edge in its first round's call.
-    if settings.algorithm != 'rrt_connect' and edges_free(checker, start[None, :],
-                                                           goal[None, :])[0]:
-        return np.vstack([start, goal]), 0, 2, budget.elapsed_s
-    path, iterations, nodes = _SEARCHES[settings.algorithm](checker, start, goal, settings,
-                                                            rng, budget)
-    if path is not None:
-        return path, iterations, nodes, budget.elapsed_s
     # Extra keep-out regions (see spacetime.DiscAvoidingChecker) are left out of this test, so
     # it only reports what the static map makes unreachable.
     static_checker = getattr(checker, 'base', checker)
@@ -604,16 +614,53 @@ def search_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
             f'({start[0]:.3f}, {start[1]:.3f}) m in {checker.world.name!r} by a robot of '
             f'radius {checker.radius_m:.3f} m: they lie in separate free regions; pick a goal '
             'in the same region or a smaller robot')
+    # RRT-Connect checks the straight edge in its first round's call.
+    if settings.algorithm != 'rrt_connect' and edges_free(checker, start[None, :],
+                                                           goal[None, :])[0]:
+        return np.vstack([start, goal]), 0, 2, budget
+    path, iterations, nodes = _SEARCHES[settings.algorithm](checker, start, goal, settings,
+                                                            rng, budget)
+    if path is not None:
+        return path, iterations, nodes, budget
     raise PlanningTimeoutError(
         f'{settings.algorithm} found no path from ({start[0]:.3f}, {start[1]:.3f}) m to '
         f'({goal[0]:.3f}, {goal[1]:.3f}) m within {budget.elapsed_s:.3f} s and {iterations} '
         f'iterations ({nodes} tree nodes); raise time_budget_s or max_iterations')
 
 
+def search_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
+                settings: PlannerSettings, rng: np.random.Generator,
+                deadline_s: float | None = None) -> tuple[np.ndarray, int, int, float]:
+    """Run the configured tree search without smoothing.
+
+    Returns ``(path_xy_m, iterations, tree_nodes, search_s)``. The time budget
+    ``settings.time_budget_s`` starts after the endpoints are validated and the one-off
+    preparation of :func:`prepare_checker` is done, and covers the reachability test and the
+    search. ``deadline_s`` is an optional absolute ``time.perf_counter()`` deadline that
+    tightens the budget. The search checks the clock at least every few milliseconds, so it
+    ends within about that much of the deadline (more on a loaded machine).
+
+    Raises :class:`~mapl_robotics.errors.StartInCollisionError`,
+    :class:`~mapl_robotics.errors.GoalInCollisionError`,
+    :class:`~mapl_robotics.errors.GoalUnreachableError` (before searching, when the
+    reachability grid proves start and goal disconnected),
+    :class:`~mapl_robotics.errors.PlanningTimeoutError`, or
+    :class:`~mapl_robotics.errors.PlannerConfigError` when ``rng`` is not a
+    ``numpy.random.Generator``.
+    """
+    path, iterations, nodes, budget = _search(checker, start_xy_m, goal_xy_m, settings, rng,
+                                              deadline_s)
+    return path, iterations, nodes, budget.elapsed_s
+
+
 def plan_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
               settings: PlannerSettings | None = None, rng: np.random.Generator,
               deadline_s: float | None = None) -> PathResult:
     """Plan a collision-free path for the checker's disc robot and shortcut-smooth it.
+
+    Search and smoothing share ``settings.time_budget_s`` (see :func:`search_path` for what
+    it excludes). Smoothing stops at the deadline and returns the shortest path it has, so
+    a search that used the whole budget returns its path unsmoothed.
 
     >>> import numpy as np
     >>> from shapely.geometry import Point
@@ -623,18 +670,16 @@ def plan_path(checker: CollisionChecker, start_xy_m, goal_xy_m, *,
     >>> bool(world.checker(0.3).path_free(result.xy_m))
     True
 
-    Raises the same errors as :func:`search_path`, and
-    :class:`~mapl_robotics.errors.PlannerConfigError` when ``rng`` is not a
-    ``numpy.random.Generator``.
+    Raises the same errors as :func:`search_path`.
     """
     require_generator(rng, caller='plan_path')
     settings = PlannerSettings() if settings is None else settings
-    raw, iterations, nodes, search_s = search_path(checker, start_xy_m, goal_xy_m,
-                                                   settings=settings, rng=rng,
-                                                   deadline_s=deadline_s)
+    raw, iterations, nodes, budget = _search(checker, start_xy_m, goal_xy_m, settings, rng,
+                                             deadline_s)
+    search_s = budget.elapsed_s
     started_s = time.perf_counter()
     smoothed = shortcut_smooth(checker, raw, rng=rng, iterations=settings.smoothing_iterations,
-                               batch=settings.shortcut_batch)
+                               batch=settings.shortcut_batch, deadline_s=budget.deadline_s)
     smoothing_s = time.perf_counter() - started_s
     _LOG.debug('%s: %d iterations, %d nodes, %.1f ms search, %.1f ms smoothing, %.2f m',
                settings.algorithm, iterations, nodes, 1e3 * search_s, 1e3 * smoothing_s,

@@ -12,6 +12,7 @@ the generator passed in, so the result is deterministic given its seed.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -123,20 +124,25 @@ def _with_edge_points(path: np.ndarray, rng: np.random.Generator, per_edge: int)
 
 
 def shortcut_smooth(checker: CollisionChecker, xy_m, *, rng: np.random.Generator,
-                    iterations: int = 1, batch: int = 256) -> np.ndarray:
+                    iterations: int = 1, batch: int = 256,
+                    deadline_s: float | None = None) -> np.ndarray:
     """Shorten a collision-free polyline with batched shortcuts.
 
     The path first keeps the shortest route through its own vertices. Then each of
     ``iterations`` rounds adds random points inside the edges (about ``batch`` shortcut
     candidates' worth, at least one point per edge), checks the shortcuts between all
     candidate points in one call, and keeps the shortest route through them. Each round costs
-    one checker call.
+    one checker call. ``deadline_s`` is an optional absolute ``time.perf_counter()``
+    deadline, checked before every round (including the compiled corner-cutting rounds).
+    Once it has passed, the shortest path so far is returned, which is always collision-free.
     """
     path = _without_duplicates(np.asarray(xy_m, float))
+    if _past(deadline_s):
+        return path
     if iterations == 0:
         return remove_redundant_vertices(checker, path)
     for _ in range(iterations):
-        if len(path) <= 2:
+        if len(path) <= 2 or _past(deadline_s):
             break
         edge_count = len(path) - 1
         # Points per edge so that the pairs of candidate points number about ``batch``.
@@ -146,19 +152,35 @@ def shortcut_smooth(checker: CollisionChecker, xy_m, *, rng: np.random.Generator
         shorter = _shortest_through_points(checker, points, edge_of)
         if path_length_m(shorter) < path_length_m(path) - 1e-9:
             path = shorter
-    return _tightened(checker, path)
+    return _tightened(checker, path, deadline_s)
 
 
-def _tightened(checker, path: np.ndarray) -> np.ndarray:
-    """Return the path after compiled corner cutting, when the checker supports it."""
+def _past(deadline_s: float | None) -> bool:
+    return deadline_s is not None and time.perf_counter() >= deadline_s
+
+
+def _tightened(checker, path: np.ndarray, deadline_s: float | None) -> np.ndarray:
+    """Return the path after compiled corner cutting, when the checker supports it.
+
+    The kernel runs one round per call, so the deadline is checked between rounds.
+    """
     check = checker.compiled_check() if type(checker) is CollisionChecker else None
     if check is None or len(path) <= 2:
         return path
     smoothing_kernel.warm_up(check)
-    tight = smoothing_kernel.tighten_path(check, np.ascontiguousarray(path), _TIGHTEN_ROUNDS,
-                                          _TIGHTEN_MIN_GAIN_M, _TIGHTEN_MAX_VERTICES,
-                                          _TIGHTEN_MIN_FRACTION)
-    # The kernel keeps both ends, and only ever shortens; the check guards the contract.
-    if path_length_m(tight) <= path_length_m(path):
-        return tight
+    length_m = path_length_m(path)
+    for _ in range(_TIGHTEN_ROUNDS):
+        if len(path) <= 2 or _past(deadline_s):
+            break
+        tight = smoothing_kernel.tighten_path(check, np.ascontiguousarray(path), 1,
+                                              _TIGHTEN_MIN_GAIN_M, _TIGHTEN_MAX_VERTICES,
+                                              _TIGHTEN_MIN_FRACTION)
+        tight_length_m = path_length_m(tight)
+        # The kernel keeps both ends, and only ever shortens; the check guards the contract.
+        if tight_length_m > length_m:
+            break
+        gain_m = length_m - tight_length_m
+        path, length_m = tight, tight_length_m
+        if gain_m < _TIGHTEN_MIN_GAIN_M:
+            break
     return path

@@ -33,7 +33,7 @@ from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.geometry.world import CollisionChecker, World
 from mapl_robotics.planning.curvature import RoundedPath, round_corners
 from mapl_robotics.planning.models import PlannerSettings, RobotModel, require_generator
-from mapl_robotics.planning.rrt import plan_path, validate_endpoints
+from mapl_robotics.planning.rrt import plan_path, prepare_checker, validate_endpoints
 from mapl_robotics.planning.timing import time_parameterize
 
 __all__ = ['plan_trajectory', 'DiscAvoidingChecker', 'earliest_conflict_time']
@@ -319,6 +319,8 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
     problem = _SpaceTimeProblem(robot, others, t_start_s=t_start_s, clearance_m=clearance_m,
                                 settings=settings, start_yaw_rad=start_yaw_rad)
     _reject_hopeless(problem, start, goal)
+    # One-off per-checker work is not part of the budget, as in plan_path.
+    prepare_checker(checker)
     deadline_s = time.perf_counter() + settings.time_budget_s * settings.path_attempts
 
     # Parked robots are permanent obstacles, except one already around the start, which the
