@@ -293,8 +293,16 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
                                np.resize(trees[tree][1], size), np.resize(trees[tree][2], size)]
         first_join = best_cost_m[0] == math.inf
         # One kernel call cannot look at the clock, so each gets as many samples as fit in
-        # _CHUNK_S at the rate the previous calls ran, and at least one.
-        chunk = max(1, min(len(samples), int(_CHUNK_S / max(seconds_per_sample, 1e-9))))
+        # _CHUNK_S at the rate the previous calls ran, and at least one. No call runs past
+        # stop_at, even one that makes the first join and so sets stop_at (a join at this
+        # call's first sample gives the earliest one), so the result does not depend on where
+        # the chunks end.
+        chunk = min(len(samples), stop_at - iterations,
+                    int(_CHUNK_S / max(seconds_per_sample, 1e-9)))
+        if first_join:
+            chunk = min(chunk, 1 + max(_MIN_EXTRA_SAMPLES,
+                                       int(_EXTRA_SAMPLES_FACTOR * (iterations + 1))))
+        chunk = max(chunk, 1)
         called_s = time.perf_counter()
         connect_kernel.connect_search(check, *trees[0], *trees[1], counts, active,
                                       samples[:chunk], step_m, margin, result, best_cost_m)

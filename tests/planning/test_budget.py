@@ -16,7 +16,7 @@ from mapl_robotics.errors import GoalUnreachableError, PlanningTimeoutError
 from mapl_robotics.geometry import World
 from mapl_robotics.geometry.maps import load_map
 from mapl_robotics.planning import (ALGORITHMS, PlannerSettings, plan_path, prepare_checker,
-                                    shortcut_smooth)
+                                    rrt, shortcut_smooth)
 
 from planning_reference import geos_path_clear
 
@@ -122,3 +122,17 @@ def test_smoothing_past_deadline_returns_path(two_walls):
     assert np.array_equal(smoothed, path)
     unlimited = shortcut_smooth(checker, path, rng=np.random.default_rng(0), iterations=4)
     assert len(unlimited) < len(path) or not np.array_equal(unlimited, path)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_compiled_chunks_do_not_change_result(two_walls, monkeypatch, seed):
+    # The compiled RRT-Connect sizes its chunks from measured time, so the chunk ends vary
+    # from run to run; the path and the iteration count must not.
+    settings = PlannerSettings(time_budget_s=30.0)
+    results = []
+    for chunk_s in (1e-12, 10.0):
+        monkeypatch.setattr(rrt, '_CHUNK_S', chunk_s)
+        results.append(plan_path(two_walls.checker(0.3), (1, 1), (19, 9), settings=settings,
+                                 rng=np.random.default_rng(seed)))
+    assert np.array_equal(results[0].raw_xy_m, results[1].raw_xy_m)
+    assert results[0].iterations == results[1].iterations
