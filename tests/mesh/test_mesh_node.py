@@ -107,7 +107,10 @@ def test_breaker_closes_after_peer_returns(mesh_nodes):
     nodes['b'].close()
     with pytest.raises(DeliveryFailedError):
         nodes['a'].send('b', 'plan', {}, deadline_s=0.05).result(timeout=5)
-    assert nodes['a'].metrics()['breakers']['b'] == 'open'
+    metrics = nodes['a'].metrics()
+    assert metrics['counters']['breaker_opened'] == 1
+    # The 0.1 s cooldown may already be over on a loaded host, which makes it half-open.
+    assert metrics['breakers']['b'] in ('open', 'half_open')
     # A fresh node with b's id and endpoint plays the restarted peer.
     from mapl_robotics.mesh import MeshNode
     revived = MeshNode(nodes['b'].config).start()
