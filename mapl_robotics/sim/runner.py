@@ -182,7 +182,8 @@ def _loop(sim: FleetSimulation, fleet, schedule: _FaultSchedule, scenario: Scena
                     all_committed_s = now_s
             sim.step()
             live = [robot_id for robot_id in sim.robot_ids if robot_id not in fleet.dead]
-            if all(sim.arrivals.arrived(robot_id) for robot_id in live):
+            if all(sim.arrivals.arrived(robot_id) for robot_id in live) \
+                    and _dead_robots_at_rest(sim, fleet.dead):
                 arrived_at_s = arrived_at_s if arrived_at_s is not None else sim.now_s
                 if sim.now_s - arrived_at_s >= options.linger_s:
                     break
@@ -196,6 +197,27 @@ def _loop(sim: FleetSimulation, fleet, schedule: _FaultSchedule, scenario: Scena
     finally:
         bar.close()
     return {'all_committed_s': all_committed_s}
+
+
+# Speed below which a robot without an agent counts as stopped at the end of its last plan.
+_AT_REST_SPEED_MPS = 0.005
+
+
+def _dead_robots_at_rest(sim: FleetSimulation, dead_robot_ids) -> bool:
+    """Return whether every robot whose agent died has finished its last committed plan.
+
+    Such a robot keeps following that plan, so the run must not end while it still moves.
+    """
+    if not dead_robot_ids:
+        return True
+    poses = sim.poses()
+    for robot_id in dead_robot_ids:
+        plan = sim.plans.get(robot_id)
+        if plan is not None and sim.now_s < plan.end_time_s:
+            return False
+        if abs(poses[robot_id].speed_mps) > _AT_REST_SPEED_MPS:
+            return False
+    return True
 
 
 def _all_committed(fleet) -> bool:
