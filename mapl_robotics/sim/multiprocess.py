@@ -31,7 +31,6 @@ from mapl_robotics.errors import LedgerUnavailableError, MaplError, SimulationEr
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.mesh import (FaultConfig, FleetKeyring, MeshConfig, MeshNode, PeerConfig,
                                 generate_keypair)
-from mapl_robotics.planning.rrt import warm_up_compiled
 from mapl_robotics.sim.agent_process import SIM_NODE_ID
 from mapl_robotics.sim.agents import AgentStats
 from mapl_robotics.sim.clock import RealTimePacer, SharedClock
@@ -90,10 +89,6 @@ class MultiProcessFleet:
         # registered with other keys, so every run starts from empty folders.
         for folder in ('ledger', 'agents', 'logs'):
             shutil.rmtree(self.out_dir / folder, ignore_errors=True)
-        # Compile the planner's kernels here once, so that the agent processes load them from
-        # numba's on-disk cache instead of all compiling them at once after a fresh install.
-        radius_m = self.spec.robots[0].radius_m
-        warm_up_compiled(self.scenario.world.checker(radius_m))
         consensus = self.spec.consensus
         extra = ['--clearance-m', str(self.spec.planner.clearance_m)]
         # Raft timing the scenario sets explicitly goes to the nodes; the rest keeps the
