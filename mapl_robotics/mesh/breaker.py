@@ -20,8 +20,8 @@ class CircuitBreaker:
 
     ``failure_threshold`` consecutive failed deliveries open the breaker: sends to the peer
     then fail at once instead of being retried. After ``cooldown_s`` the breaker goes
-    half-open and lets messages through. The first success (an acknowledgement, or a
-    heartbeat probe from the peer) closes it, and a failure opens it again.
+    half-open and lets messages through. The first success (an acknowledgement, or any
+    packet from the peer, which serves as a probe) closes it, and a failure opens it again.
     Times are monotonic seconds passed in by the caller.
     """
 

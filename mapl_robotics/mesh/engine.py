@@ -511,12 +511,25 @@ class Engine:
             return
         if self.liveness.heard(packet.sender, now_s):
             self._peer_state_changed(packet.sender, alive=True)
+        self._probe_breaker(packet.sender, now_s)
         if isinstance(packet, DataPacket):
             self._handle_data(packet, now_s)
         elif isinstance(packet, AckPacket):
             self._handle_ack(packet, now_s)
         else:
             self._handle_heartbeat(packet, now_s)
+
+    def _probe_breaker(self, sender: str, now_s: float) -> None:
+        # Every packet from the peer is a probe: once the cooldown is over, any packet closes
+        # the breaker. Heartbeats alone would not do, because a peer answering our heartbeats
+        # with acks has just sent a packet and so skips its own heartbeats.
+        breaker = self.breakers[sender]
+        if breaker.state is BreakerState.CLOSED:
+            return
+        breaker.allows_send(now_s)
+        if breaker.state is BreakerState.HALF_OPEN and breaker.record_success():
+            self.metrics.count('breaker_closed')
+            _log.info('circuit breaker for peer %s closed after a probe', sender)
 
     def _inbound_stream(self, sender: str, session: int, lane: int,
                         floors: dict[int, int]) -> InboundStream | None:
@@ -661,13 +674,6 @@ class Engine:
                 self._advance(stream, packet.sender, lane, floor, acked)
             elif stream is None:
                 self._inbound_stream(packet.sender, packet.session, lane, floors)
-        # Heartbeats are the breaker's probes: once the cooldown is over, a heartbeat from
-        # the peer closes the breaker.
-        breaker = self.breakers[packet.sender]
-        breaker.allows_send(now_s)
-        if breaker.state is BreakerState.HALF_OPEN and breaker.record_success():
-            self.metrics.count('breaker_closed')
-            _log.info('circuit breaker for peer %s closed after a probe', packet.sender)
 
     def _send_heartbeats(self, now_s: float) -> None:
         # Any packet proves liveness to the receiver, so a peer that got data or acks within
