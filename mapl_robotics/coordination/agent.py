@@ -573,6 +573,22 @@ class RobotAgent:
             stop_event.wait(period_s)
         return last
 
+    def prepare(self) -> None:
+        """Build the planner's one-off structures for this robot, before its first plan.
+
+        The first plan otherwise pays for the clearance field of the map, the compiled kernels
+        (loaded from numba's cache or compiled) and the spatial indexes. That takes seconds
+        when several agent processes start together on few cores. Call it before the robot
+        reports ready; later calls cost nothing.
+        """
+        # Importing the planning package also loads the modules that the first plan would.
+        from mapl_robotics.planning import prepare_checker
+
+        started_s = time.perf_counter()
+        prepare_checker(self.world.checker(self.robot.radius_m))
+        logger.info('%s: planner prepared in %.2f s', self.robot_id,
+                  time.perf_counter() - started_s)
+
     def close(self) -> None:
         """Stop the worker thread; the ledger client stays open (its owner closes it)."""
         self._executor.shutdown(wait=True, cancel_futures=True)

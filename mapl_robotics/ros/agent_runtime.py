@@ -149,6 +149,7 @@ class AgentRuntime:
             rng=np.random.default_rng(settings.seed),
             settings=AgentSettings(clearance_m=settings.clearance_m),
             planner_settings=settings.planner, moving_obstacles=self.moving_obstacles)
+        self.agent.prepare()
 
     def _initial_goal_xy(self) -> tuple[float, float]:
         """Return where the robot should be before any goal arrives.

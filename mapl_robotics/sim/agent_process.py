@@ -138,6 +138,7 @@ def run(config: dict) -> int:
     node.subscribe(on_message)
     agent = build_agent(spec, robot_id, world=world, client=client, stats=stats)
     try:
+        agent.prepare()
         return _serve(config, robot_id, spec, agent, client, clock, reporter, stop)
     finally:
         agent.close()

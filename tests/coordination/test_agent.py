@@ -126,3 +126,23 @@ def test_obstacle_departure_triggers_replan(make_cluster, make_robot_client):
         assert agent.conflicts_with_obstacles(now_s=now_s + 0.5) == []
     finally:
         agent.close()
+
+
+def test_prepare_builds_field_before_first_plan(make_cluster, make_robot_client, monkeypatch):
+    world = World(bounds_m=(0.0, 0.0, 12.0, 4.0), obstacles=[box(5.0, 0.0, 6.0, 2.5)])
+    cluster = make_cluster(3)
+    cluster.wait_for_leader()
+    [agent] = _make_agents(cluster, make_robot_client, [('a', (1.0, 1.0, 0.0), (11.0, 1.0))],
+                           world=world)
+    try:
+        agent.prepare()
+
+        def build_again(_world):
+            raise AssertionError('the first plan rebuilt the clearance field')
+
+        monkeypatch.setattr(World, '_build_field', build_again)
+        _, steps = _run_lockstep([agent], t_end_s=60.0)
+    finally:
+        agent.close()
+    assert steps[0].status == 'parked'
+    assert np.allclose(agent.trajectory.end_xy_m, (11.0, 1.0))
