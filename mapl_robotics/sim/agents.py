@@ -93,7 +93,7 @@ def build_agent(spec: FleetSpec, robot_id: str, *, world, client: LedgerClient,
     return InstrumentedAgent(
         robot.id, robot=robot.to_model(), world=world, start_pose=robot.start,
         goal_xy_m=robot.goal, client=client, rng=spec.planner_rng(robot.id),
-        settings=settings or AgentSettings(), planner_settings=spec.planner.to_settings(),
+        settings=settings or spec.agent_settings(), planner_settings=spec.planner.to_settings(),
         moving_obstacles=spec.planned_obstacles(), stats=stats)
 
 

@@ -68,3 +68,24 @@ def test_with_seed_changes_both_seeds():
     scenario = load_scenario_file('four_way').with_seed(99)
     assert scenario.seed == 99
     assert scenario.spec.planner.seed == 99
+
+
+def test_sim_agent_uses_spec_loop_settings():
+    from mapl_robotics.coordination import generate_key_pair
+    from mapl_robotics.sim.agents import (AgentStats, InProcessLedger, build_agent,
+                                          in_process_client, ledger_config_for)
+
+    scenario = load_scenario_file('corridor_swap')
+    planner = scenario.spec.planner.model_copy(update={'max_replans': 7, 'clearance_m': 0.25})
+    spec = scenario.spec.model_copy(update={'planner': planner})
+    robot_id = spec.robots[0].id
+    stats = AgentStats()
+    private_key, _ = generate_key_pair()
+    client = in_process_client(InProcessLedger(ledger_config_for(spec)), robot_id,
+                               stats=stats, private_key=private_key)
+    agent = build_agent(spec, robot_id, world=scenario.world, client=client, stats=stats)
+    try:
+        assert agent.settings.max_attempts == 7
+        assert agent.settings.clearance_m == 0.25
+    finally:
+        agent.close()
