@@ -167,6 +167,16 @@ class _SpaceTimeProblem:
         self.clearance_m = clearance_m
         self.settings = settings
         self.start_yaw_rad = start_yaw_rad
+        # Each other's bounding box, grown by the required distance. Positions between samples
+        # lie on the segments between them, so a candidate whose box stays outside never comes
+        # within the required distance and needs no exact check.
+        self._grown_boxes = []
+        for other in others:
+            required_m = self.required_m(other)
+            low = other.trajectory.xy_m.min(axis=0) - required_m
+            high = other.trajectory.xy_m.max(axis=0) + required_m
+            self._grown_boxes.append((float(low[0]), float(low[1]), float(high[0]),
+                                      float(high[1])))
 
     def required_m(self, other: _Other) -> float:
         return self.robot.radius_m + other.radius_m + self.clearance_m
@@ -180,7 +190,11 @@ class _SpaceTimeProblem:
 
     def first_conflict(self, trajectory: Trajectory) -> _ConflictReport | None:
         best: _ConflictReport | None = None
-        for other in self.others:
+        low_x, low_y = (float(value) for value in trajectory.xy_m.min(axis=0))
+        high_x, high_y = (float(value) for value in trajectory.xy_m.max(axis=0))
+        for other, box in zip(self.others, self._grown_boxes):
+            if low_x >= box[2] or high_x <= box[0] or low_y >= box[3] or high_y <= box[1]:
+                continue
             time_s = earliest_conflict_time(trajectory, other.trajectory, self.required_m(other),
                                             t_start_s=self.t_start_s, t_end_s=other.t_end_s)
             if time_s is not None and (best is None or time_s < best.time_s):

@@ -264,3 +264,32 @@ def test_random_traffic_conflict_free_or_blocked(open_room, seed, count):
         return
     _assert_conflict_free(result, robot, list(committed.values()))
     assert geos_path_clear(open_room, robot.radius_m, result.xy_m)
+
+
+def test_box_filter_keeps_every_first_conflict():
+    from mapl_robotics.planning.spacetime import (_Other, _SpaceTimeProblem,
+                                                  earliest_conflict_time)
+
+    rng = np.random.default_rng(7)
+    robot = RobotModel(radius_m=0.3, max_speed_mps=1.0, max_accel_mps2=1.0)
+
+    def random_trajectory(t0_s):
+        xy = rng.uniform(0.0, 12.0, size=(4, 2))
+        t_s = t0_s + np.cumsum(rng.uniform(0.5, 3.0, size=4))
+        return Trajectory.from_samples([(t, x, y, 0.0) for t, (x, y) in zip(t_s, xy)])
+
+    for _ in range(200):
+        others = [_Other(f'o{index}', random_trajectory(0.0), float(rng.uniform(0.1, 0.5)),
+                         True, None) for index in range(6)]
+        problem = _SpaceTimeProblem(robot, others, t_start_s=0.0, clearance_m=0.1,
+                                    settings=PlannerSettings(), start_yaw_rad=None)
+        candidate = random_trajectory(0.0)
+        times = [earliest_conflict_time(candidate, other.trajectory, problem.required_m(other),
+                                        t_start_s=0.0) for other in others]
+        found = [time_s for time_s in times if time_s is not None]
+        report = problem.first_conflict(candidate)
+        if not found:
+            assert report is None
+        else:
+            assert report is not None
+            assert report.time_s == min(found)
