@@ -188,6 +188,11 @@ class DiffDriveRobot:
         """Apply a command for ``dt_s`` seconds: limit it, integrate the pose, move the body."""
         speed_mps, yaw_rate_radps = self.limit_command(speed_mps, yaw_rate_radps, dt_s)
         state = self.state
+        if speed_mps == 0.0 and yaw_rate_radps == 0.0:
+            # A robot at rest keeps its pose, so its PyBullet body needs no update.
+            state.speed_mps = 0.0
+            state.yaw_rate_radps = 0.0
+            return
         yaw = state.yaw_rad
         dyaw = yaw_rate_radps * dt_s
         if abs(dyaw) > 1e-9:
