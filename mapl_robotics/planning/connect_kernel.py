@@ -24,12 +24,16 @@ import numpy as np
 
 from mapl_robotics.geometry.field_kernels import BLOCKED, FREE, UNDECIDED, edge_code, point_code
 
-__all__ = ['SEARCHING', 'JOINED', 'TREE_FULL', 'connect_search', 'warm_up']
+__all__ = ['SEARCHING', 'JOINED', 'TREE_FULL', 'NO_DISCS', 'clear_of_discs', 'connect_search',
+           'warm_up']
 
 # Statuses of connect_search.
 SEARCHING = 0
 JOINED = 1
 TREE_FULL = 2
+
+# The ``discs`` argument of connect_search when there are none.
+NO_DISCS = np.zeros((0, 3))
 
 # Fractions of an extension tried in order; the first proven-free one joins the tree.
 _EXTEND_FRACTIONS = (1.0, 0.5, 0.25)
@@ -70,10 +74,35 @@ def _add(xy, parent, cost, counts, tree, x, y, parent_node):
 
 
 @numba.njit(cache=True, nogil=True)
-def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_goal, cost_goal,
+def clear_of_discs(discs, x0, y0, x1, y1):
+    """Return whether the segment stays out of every disc ``(centre x, centre y, radius)``.
+
+    The test is exact: the segment is blocked when its closest point to a centre is nearer
+    than that disc's radius, as in :class:`~mapl_robotics.planning.DiscAvoidingChecker`.
+    """
+    dx = x1 - x0
+    dy = y1 - y0
+    length_sq = dx * dx + dy * dy
+    for disc in range(discs.shape[0]):
+        cx = discs[disc, 0]
+        cy = discs[disc, 1]
+        fraction = 0.0
+        if length_sq > 0.0:
+            fraction = min(max(((cx - x0) * dx + (cy - y0) * dy) / length_sq, 0.0), 1.0)
+        px = x0 + fraction * dx - cx
+        py = y0 + fraction * dy - cy
+        if math.sqrt(px * px + py * py) < discs[disc, 2]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def connect_search(check, discs, xy_start, parent_start, cost_start, xy_goal, parent_goal, cost_goal,
                    counts, active, samples, step_m, margin, result, best_cost):
     """Grow both trees with all the samples, recording the shortest join.
 
+    ``discs`` (rows of centre x, centre y, radius; may have no rows) are extra keep-out
+    regions that every tree edge avoids, tested exactly by :func:`clear_of_discs`.
     ``xy_*``/``parent_*``/``cost_*`` are preallocated tree arrays (position, parent index,
     path length from the root) with ``counts[0]`` (start tree) and ``counts[1]`` (goal tree)
     nodes in use, updated in place. ``active`` is the tree that
@@ -97,7 +126,7 @@ def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_go
         used += 1
         qx = samples[sample, 0]
         qy = samples[sample, 1]
-        if point_code(check, qx, qy) == BLOCKED:
+        if point_code(check, qx, qy) == BLOCKED or not clear_of_discs(discs, qx, qy, qx, qy):
             continue
         if active == 0:
             xy_a, parent_a, cost_a = xy_start, parent_start, cost_start
@@ -115,6 +144,8 @@ def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_go
             nx = fx + fraction * (tx - fx)
             ny = fy + fraction * (ty - fy)
             code = edge_code(check, fx, fy, nx, ny)
+            if code == FREE and not clear_of_discs(discs, fx, fy, nx, ny):
+                code = BLOCKED
             if code == FREE:
                 new_node = _add(xy_a, parent_a, cost_a, counts, active, nx, ny, near)
                 break
@@ -130,6 +161,8 @@ def connect_search(check, xy_start, parent_start, cost_start, xy_goal, parent_go
                 by = xy_b[from_b, 1]
                 sx, sy = _steer(bx, by, nx, ny, step_m)
                 code = edge_code(check, bx, by, sx, sy)
+                if code == FREE and not clear_of_discs(discs, bx, by, sx, sy):
+                    code = BLOCKED
                 if code != FREE:
                     if code == UNDECIDED:
                         undecided += 1
@@ -171,7 +204,7 @@ def warm_up(check: tuple) -> None:
         parent = np.full(8, -1, dtype=np.int64)
         cost = np.zeros(8)
         result = np.zeros(7, dtype=np.int64)
-        connect_search(check, xy, parent, cost, xy.copy(), parent.copy(), cost.copy(),
+        connect_search(check, NO_DISCS, xy, parent, cost, xy.copy(), parent.copy(), cost.copy(),
                        np.array([1, 1], dtype=np.int64), 0, np.zeros((1, 2)), 1.0, 2, result,
                        np.full(1, np.inf))
         _warm = True

@@ -249,7 +249,7 @@ def _path_to_root(xy: np.ndarray, parent: np.ndarray, node: int) -> np.ndarray:
     return xy[indices]
 
 
-def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
+def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check, discs):
     """Classic RRT-Connect in compiled code (:mod:`~mapl_robotics.planning.connect_kernel`).
 
     Returns ``(path or None, iterations, tree nodes, undecided edges)``. Samples come in
@@ -304,7 +304,7 @@ def _compiled_rrt_connect(checker, start, goal, settings, rng, budget, check):
                                        int(_EXTRA_SAMPLES_FACTOR * (iterations + 1))))
         chunk = max(chunk, 1)
         called_s = time.perf_counter()
-        connect_kernel.connect_search(check, *trees[0], *trees[1], counts, active,
+        connect_kernel.connect_search(check, discs, *trees[0], *trees[1], counts, active,
                                       samples[:chunk], step_m, margin, result, best_cost_m)
         used = int(result[1])
         seconds_per_sample = (time.perf_counter() - called_s) / max(used, 1)
@@ -338,18 +338,37 @@ def warm_up_compiled(checker) -> None:
         smoothing_kernel.warm_up(check)
 
 
+def _compiled_parts(checker) -> tuple[tuple, np.ndarray] | None:
+    """Return ``(check, discs)`` for the compiled search, or None when it cannot run.
+
+    A plain :class:`CollisionChecker` has no discs. A checker that wraps one and adds
+    circular keep-out regions (``base`` and ``keep_out_discs()``, as
+    :class:`~mapl_robotics.planning.DiscAvoidingChecker` has) passes them as discs.
+    """
+    if type(checker) is CollisionChecker:
+        check = checker.compiled_check()
+        return None if check is None else (check, connect_kernel.NO_DISCS)
+    base = getattr(checker, 'base', None)
+    keep_out_discs = getattr(checker, 'keep_out_discs', None)
+    if type(base) is not CollisionChecker or keep_out_discs is None:
+        return None
+    check = base.compiled_check()
+    return None if check is None else (check, keep_out_discs())
+
+
 def _rrt_connect(checker, start, goal, settings, rng, budget):
     """RRT-Connect: compiled when the checker's edge checks can run in compiled code, else
     in batched rounds. The compiled search hands over to the batched one when it gives up
     (see :func:`_compiled_rrt_connect`), with the rest of the budget."""
-    check = checker.compiled_check() if type(checker) is CollisionChecker else None
-    if check is None:
+    parts = _compiled_parts(checker)
+    if parts is None:
         return _batched_rrt_connect(checker, start, goal, settings, rng, budget)
+    check, discs = parts
     connect_kernel.warm_up(check)
     if edges_free(checker, start[None, :], goal[None, :])[0]:
         return np.vstack([start, goal]), 0, 2
     path, iterations, nodes, undecided = _compiled_rrt_connect(checker, start, goal, settings,
-                                                               rng, budget, check)
+                                                               rng, budget, check, discs)
     if path is not None or not undecided:
         return path, iterations, nodes
     _LOG.debug('compiled RRT-Connect left %d edges undecided; continuing batched', undecided)

@@ -75,6 +75,11 @@ class DiscAvoidingChecker:
         distance = np.linalg.norm(closest - self.centres_xy_m[None, :, :], axis=2)
         return np.all(distance >= self.radii_m[None, :], axis=1)
 
+    def keep_out_discs(self) -> np.ndarray:
+        """Return the regions as rows of (centre x, centre y, radius) for compiled code."""
+        return np.ascontiguousarray(np.column_stack([self.centres_xy_m, self.radii_m]),
+                                    dtype=np.float64)
+
     def points_free(self, xy_m) -> np.ndarray:
         xy = np.atleast_2d(np.asarray(xy_m, dtype=float))
         return self.base.points_free(xy) & self._segments_clear(xy, xy)

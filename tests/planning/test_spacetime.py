@@ -219,6 +219,38 @@ def test_disc_avoiding_checker_exact(open_room):
     assert checker.point_free((11.0, 11.0))
 
 
+def test_compiled_disc_test_matches_checker(open_room):
+    from mapl_robotics.planning.connect_kernel import clear_of_discs
+
+    rng = np.random.default_rng(11)
+    checker = DiscAvoidingChecker(open_room.checker(0.3), rng.uniform(2.0, 18.0, (5, 2)),
+                                  rng.uniform(0.5, 2.0, 5))
+    discs = checker.keep_out_discs()
+    segments = rng.uniform(0.0, 20.0, (400, 4))
+    segments[:50, 2:] = segments[:50, :2]
+    expected = checker._segments_clear(segments[:, :2], segments[:, 2:])
+    compiled = np.array([clear_of_discs(discs, *segment) for segment in segments])
+    assert 0 < expected.sum() < len(expected)
+    assert np.array_equal(compiled, expected)
+
+
+def test_plan_around_discs_uses_compiled_search(monkeypatch):
+    from mapl_robotics.planning import plan_path, rrt
+
+    world = World(bounds_m=(0, 0, 20, 20), obstacles=[box(9.0, 14.0, 11.0, 20.0)])
+    checker = DiscAvoidingChecker(world.checker(0.3), [(10.0, 10.0), (10.0, 4.0)], [3.0, 2.0])
+
+    def no_batched(*_args, **_kwargs):
+        raise AssertionError('the batched search ran')
+
+    monkeypatch.setattr(rrt, '_batched_rrt_connect', no_batched)
+    result = plan_path(checker, (2.0, 10.0), (18.0, 10.0), rng=np.random.default_rng(5),
+                       settings=PlannerSettings(algorithm='rrt_connect'))
+    assert checker.path_free(result.xy_m)
+    assert np.allclose(result.xy_m[0], (2.0, 10.0))
+    assert np.allclose(result.xy_m[-1], (18.0, 10.0))
+
+
 @settings(max_examples=60, deadline=None)
 @given(ax=st.floats(-5, 5), ay=st.floats(-5, 5), bx=st.floats(-5, 5), by=st.floats(-5, 5),
        cx=st.floats(-5, 5), cy=st.floats(-5, 5), delay_s=st.floats(-3, 3),
