@@ -582,10 +582,13 @@ class RobotAgent:
         reports ready; later calls cost nothing.
         """
         # Importing the planning package also loads the modules that the first plan would.
-        from mapl_robotics.planning import prepare_checker
+        from mapl_robotics.planning import PlannerSettings, prepare_checker
 
         started_s = time.perf_counter()
         prepare_checker(self.world.checker(self.robot.radius_m))
+        margin_m = (self.planner_settings or PlannerSettings()).static_margin_m
+        if margin_m > 0.0:
+            prepare_checker(self.world.checker(self.robot.radius_m + margin_m))
         logger.info('%s: planner prepared in %.2f s', self.robot_id,
                   time.perf_counter() - started_s)
 

@@ -152,6 +152,9 @@ class PlannerSettings:
     :param max_wait_s: longest total wait the planner inserts into one trajectory.
     :param path_attempts: geometric paths tried before giving up.
     :param wait_rounds: rounds of the wait-insertion search per geometric path.
+    :param static_margin_m: extra distance that space-time plans keep from the static map,
+        so that a robot tracking its plan with a small error does not touch a wall. Where the
+        start, the goal or a passage leaves no room for it, the plan uses the bare radius.
     """
 
     algorithm: str = 'rrt_connect'
@@ -170,6 +173,7 @@ class PlannerSettings:
     max_wait_s: float = 60.0
     path_attempts: int = 4
     wait_rounds: int = 40
+    static_margin_m: float = 0.05
 
     def __post_init__(self) -> None:
         owner = 'PlannerSettings'
@@ -213,6 +217,9 @@ class PlannerSettings:
                                            inclusive=True))
         object.__setattr__(self, 'path_attempts',
                            _require_int(owner, 'path_attempts', self.path_attempts, minimum=1))
+        object.__setattr__(self, 'static_margin_m',
+                           _require_number(owner, 'static_margin_m', self.static_margin_m,
+                                           inclusive=True))
         object.__setattr__(self, 'wait_rounds',
                            _require_int(owner, 'wait_rounds', self.wait_rounds, minimum=0))
 

@@ -33,6 +33,7 @@ from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.geometry.world import CollisionChecker, World
 from mapl_robotics.planning.curvature import RoundedPath, round_corners
 from mapl_robotics.planning.models import PlannerSettings, RobotModel, require_generator
+from mapl_robotics.planning.reachability import reachability_grid
 from mapl_robotics.planning.rrt import plan_path, prepare_checker, validate_endpoints
 from mapl_robotics.planning.timing import time_parameterize
 
@@ -333,6 +334,8 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
         raise PlannerConfigError(f'clearance_m={clearance_m} must be a finite number >= 0')
     checker = world.checker(robot.radius_m)
     start, goal = validate_endpoints(checker, start_xy_m, goal_xy_m)
+    padded = _padded_checker(world, checker, robot.radius_m + settings.static_margin_m,
+                             start, goal)
     others = _collect_others(moving_obstacles, committed or {}, t_start_s=t_start_s,
                              horizon_s=settings.horizon_s)
     problem = _SpaceTimeProblem(robot, others, t_start_s=t_start_s, clearance_m=clearance_m,
@@ -340,6 +343,9 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
     _reject_hopeless(problem, start, goal)
     # One-off per-checker work is not part of the budget, as in plan_path.
     prepare_checker(checker)
+    prepare_checker(padded)
+    # The padded checker first; the bare radius only where the margin leaves no path.
+    checkers = [padded, checker] if padded is not checker else [checker]
     deadline_s = time.perf_counter() + settings.time_budget_s * settings.path_attempts
 
     # Parked robots are permanent obstacles, except one already around the start, which the
@@ -351,10 +357,9 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
              if np.hypot(*(xy - start)) >= problem.required_m(other)]
     last_conflict: _ConflictReport | None = None
     for attempt in range(settings.path_attempts):
-        avoiding = DiscAvoidingChecker(checker, centres, radii)
         try:
-            path = plan_path(avoiding, start, goal, settings=settings, rng=rng,
-                             deadline_s=deadline_s).xy_m
+            avoiding, path = _geometric_path(checkers, centres, radii, start, goal,
+                                             settings=settings, rng=rng, deadline_s=deadline_s)
         except (GoalUnreachableError, PlanningTimeoutError) as error:
             if attempt > 0:
                 break
@@ -390,6 +395,38 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
         f'({goal[0]:.2f}, {goal[1]:.2f}) m after {settings.path_attempts} path attempts and up '
         f'to {settings.max_wait_s:.1f} s of waiting; still conflicts with {reason}. Retry later '
         'or raise max_wait_s, path_attempts or time_budget_s', blocking_ids=blocking)
+
+
+def _geometric_path(checkers, centres, radii, start, goal, *, settings, rng, deadline_s):
+    """Return ``(checker used, path)`` from the first checker that yields a path."""
+    for index, checker in enumerate(checkers):
+        avoiding = DiscAvoidingChecker(checker, centres, radii)
+        try:
+            return avoiding, plan_path(avoiding, start, goal, settings=settings, rng=rng,
+                                       deadline_s=deadline_s).xy_m
+        except (GoalUnreachableError, PlanningTimeoutError):
+            if index == len(checkers) - 1:
+                raise
+            _LOG.debug('no path with the static margin; planning with the bare radius')
+    raise AssertionError('checkers must not be empty')
+
+
+def _padded_checker(world: World, checker: CollisionChecker, padded_radius_m: float,
+                    start: np.ndarray, goal: np.ndarray) -> CollisionChecker:
+    """Return the checker for the radius plus the static margin when it leaves the start and
+    the goal free and connected, else ``checker`` (the bare radius)."""
+    if padded_radius_m <= checker.radius_m:
+        return checker
+    padded = world.checker(padded_radius_m)
+    if not (padded.point_free(start) and padded.point_free(goal)):
+        _LOG.debug('start or goal within the static margin of the map; planning with the '
+                   'bare radius %.3f m', checker.radius_m)
+        return checker
+    if reachability_grid(padded).provably_disconnected(start, goal):
+        _LOG.debug('the static margin closes every route; planning with the bare radius '
+                   '%.3f m', checker.radius_m)
+        return checker
+    return padded
 
 
 def _reject_hopeless(problem: _SpaceTimeProblem, start: np.ndarray, goal: np.ndarray) -> None:

@@ -107,6 +107,10 @@ class PlannerSpec(SpecModel):
     max_wait_s: Duration = Field(default=_PLANNER_DEFAULTS.max_wait_s, ge=0.0, le=86_400.0)
     """Maximum total wait the space-time planner inserts into one trajectory, in seconds."""
 
+    static_margin_m: float = Field(default=_PLANNER_DEFAULTS.static_margin_m, ge=0.0, le=10.0)
+    """Extra distance, in metres, that plans keep from the static map where there is room, so
+    that tracking errors do not bring a robot into contact with a wall."""
+
     max_replans: int = Field(default=500, ge=1, le=100_000)
     """Proposals per goal (each one planned anew after a rejection) before the agent gives up
     and holds position with status failed."""
@@ -126,7 +130,8 @@ class PlannerSpec(SpecModel):
                                max_iterations=self.max_iterations,
                                smoothing_iterations=self.smoothing_iterations,
                                corner_rule=self.corner_rule, horizon_s=self.horizon_s,
-                               max_wait_s=self.max_wait_s)
+                               max_wait_s=self.max_wait_s,
+                               static_margin_m=self.static_margin_m)
 
 
 class ConsensusSpec(SpecModel):
