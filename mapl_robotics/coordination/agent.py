@@ -79,6 +79,9 @@ class AgentSettings:
     ledger_timeout_s: float = 1.0
     clearance_m: float | None = None
     """Clearance used when planning; None uses the ledger's clearance."""
+    max_rest_shift_s: float = 5.0
+    """Maximum delay of a new plan's start to the time the committed plan comes to rest (see
+    :func:`next_rest_time_s`); a plan that does not rest within it is replaced while moving."""
     turn_retry_s: float = 0.5
     """Longest backoff (before jitter) while this robot holds the turn, so that its wish
     stays recent for the robots planning around it."""
@@ -108,6 +111,61 @@ class _JobResult:
     view: LedgerView | None = None
     error: str = ''
     proposed: Trajectory | None = None
+
+
+def next_rest_time_s(trajectory: Trajectory, t0: float, *, max_shift_s: float) -> float:
+    """Return the first time from ``t0`` on at which ``trajectory`` is at rest.
+
+    A new plan starts from rest. Starting it where the committed plan still moves would ask
+    the robot to stop at once, and the robot, bound by its deceleration limit, would
+    overshoot the new plan's start. The committed plan rests between two equal samples
+    (a turn in place or a wait) and at its end. Returns ``t0`` when the plan is at rest then,
+    or when it does not come to rest within ``max_shift_s``.
+    """
+    times = trajectory.t_s
+    if t0 >= times[-1]:
+        return t0
+    xy = trajectory.xy_m
+    first = max(int(np.searchsorted(times, t0, side='right')) - 1, 0)
+    for index in range(first, len(times) - 1):
+        if times[index] > t0 + max_shift_s:
+            return t0
+        if xy[index, 0] == xy[index + 1, 0] and xy[index, 1] == xy[index + 1, 1]:
+            return max(t0, float(times[index]))
+    return float(times[-1]) if times[-1] <= t0 + max_shift_s else t0
+
+
+def _after_braking(braking, plan: Trajectory) -> Trajectory:
+    """Return ``plan`` preceded by the braking samples that end where it starts."""
+    if not braking:
+        return plan
+    return Trajectory.from_samples([*braking[:-1], *plan.to_list()])
+
+
+def braking_rows(trajectory: Trajectory, t0: float, *, max_decel_mps2: float,
+                 horizon_s: float, sample_dt_s: float = 0.1) -> list[list[float]]:
+    """Return samples ``[t, x, y, yaw]`` of braking to rest along ``trajectory``'s path.
+
+    The robot moves like ``trajectory`` at ``t0`` and then slows down at ``max_decel_mps2``
+    along the same path, so that a new plan can start from rest where the braking ends.
+    Returns no rows when the trajectory is at rest at ``t0``. The path must cover the braking
+    distance within ``horizon_s`` of ``t0``, which holds when it does not rest in that time.
+    """
+    speed_mps = float(np.hypot(*trajectory.velocity_at(t0)))
+    if speed_mps < 1e-6:
+        return []
+    duration_s = speed_mps / max_decel_mps2
+    probe_s = t0 + np.linspace(0.0, horizon_s, 1001)
+    probe_xy = trajectory.position_at(probe_s)
+    probe_arc_m = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(probe_xy, axis=0).T))])
+    steps = max(1, math.ceil(duration_s / sample_dt_s))
+    elapsed_s = np.linspace(0.0, duration_s, steps + 1)
+    arc_m = speed_mps * elapsed_s - 0.5 * max_decel_mps2 * elapsed_s ** 2
+    x_m = np.interp(arc_m, probe_arc_m, probe_xy[:, 0])
+    y_m = np.interp(arc_m, probe_arc_m, probe_xy[:, 1])
+    yaw_rad = trajectory.yaw_at(np.interp(arc_m, probe_arc_m, probe_s))
+    return [[float(t0 + elapsed), float(x), float(y), float(yaw)]
+            for elapsed, x, y, yaw in zip(elapsed_s, x_m, y_m, yaw_rad)]
 
 
 class RobotAgent:
@@ -408,7 +466,20 @@ class RobotAgent:
             committed[f'turn:{turn.holder}'] = (turn.wish, view.robots[turn.holder].radius_m)
         clearance_m = (view.clearance_m if self.settings.clearance_m is None
                        else max(self.settings.clearance_m, view.clearance_m))
-        start_xy = own.trajectory.position_at(t0)
+        # A new plan starts from rest, so it starts where the committed plan is at rest next,
+        # or, when that is far off, after braking along the committed path.
+        rest_s = next_rest_time_s(own.trajectory, t0, max_shift_s=self.settings.max_rest_shift_s)
+        braking = []
+        if rest_s > t0 or own.trajectory.end_time_s <= t0:
+            t0 = rest_s
+        else:
+            braking = braking_rows(own.trajectory, t0, max_decel_mps2=self.robot.max_accel_mps2,
+                                   horizon_s=self.settings.max_rest_shift_s)
+        if braking:
+            t0 = braking[-1][0]
+            start_xy = np.asarray(braking[-1][1:3])
+        else:
+            start_xy = own.trajectory.position_at(t0)
 
         # Plan with a little more clearance than the ledger checks, so that numerical
         # differences between the planner's and the ledger's checks cannot reject the plan.
@@ -418,7 +489,7 @@ class RobotAgent:
         except PlanningError as error:
             if turn is not None:
                 return self._yield_to(turn, view, own.trajectory, start_xy, t0, committed,
-                                      plan_clearance_m, now_s, str(error))
+                                      plan_clearance_m, now_s, str(error), braking=braking)
             if own.trajectory.end_time_s > t0:
                 # The robot still moves along a committed plan (a move aside, for example).
                 # Claiming the turn now would make the others yield to a robot that is not
@@ -429,10 +500,11 @@ class RobotAgent:
                 plan = self._claim(view, start_xy, t0, plan_clearance_m)
             except PlanningError as second_error:
                 return _JobResult('planning_failed', view=view, error=str(second_error))
-        return self._propose(plan, view, now_s, t0)
+        return self._propose(_after_braking(braking, plan), view, now_s, t0)
 
     def _yield_to(self, turn, view: LedgerView, own_trajectory: Trajectory, start_xy, t0: float,
-                  committed, clearance_m: float, now_s: float, reason: str) -> _JobResult:
+                  committed, clearance_m: float, now_s: float, reason: str, *,
+                  braking=()) -> _JobResult:
         """Move to a refuge clear of the turn holder's wish, or wait if already clear of it.
 
         A robot that is clear of the wish does not claim the turn against the holder: it
@@ -449,7 +521,7 @@ class RobotAgent:
             return _JobResult('planning_failed', view=view,
                               error=f'no refuge clear of the plan of {turn.holder}, which holds '
                                     f'the turn: {reason}')
-        return self._propose(plan, view, now_s, t0)
+        return self._propose(_after_braking(braking, plan), view, now_s, t0)
 
     def _plan_aside(self, start_xy, t0: float, committed, clearance_m: float, *,
                     wish: Trajectory, holder_radius_m: float) -> Trajectory | None:
@@ -527,9 +599,11 @@ class RobotAgent:
                               clearance_m=clearance_m)
 
     def _propose(self, plan: Trajectory, view: LedgerView, now_s: float, t0: float) -> _JobResult:
-        if self._now_s > t0:
+        # A plan may begin with braking before t0, so its own start time is the deadline.
+        start_s = min(t0, plan.start_time_s)
+        if self._now_s > start_s:
             return _JobResult('planning_failed', view=view,
-                              error=f'planning finished after the plan start t_s={t0}')
+                              error=f'planning finished after the plan start t_s={start_s}')
         try:
             result = self.client.propose(plan, base_version=view.version, now_s=now_s,
                                          potential_improvement_s=self._potential_improvement_s(

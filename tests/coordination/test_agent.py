@@ -6,7 +6,7 @@ import numpy as np
 from shapely.geometry import box
 
 from mapl_robotics.coordination import AgentSettings, RobotAgent, audit_history
-from mapl_robotics.geometry import ConstantVelocity, MovingObstacle, World
+from mapl_robotics.geometry import ConstantVelocity, MovingObstacle, Trajectory, World
 from mapl_robotics.planning import PlannerSettings, RobotModel
 
 # A 1 m wide corridor from x = 2 m to x = 10 m with a passing bay above its middle.
@@ -146,3 +146,30 @@ def test_prepare_builds_field_before_first_plan(make_cluster, make_robot_client,
         agent.close()
     assert steps[0].status == 'parked'
     assert np.allclose(agent.trajectory.end_xy_m, (11.0, 1.0))
+
+
+def test_next_rest_time_finds_turn_in_place():
+    from mapl_robotics.coordination.agent import next_rest_time_s
+
+    trajectory = Trajectory.from_samples([(0.0, 0.0, 0.0, 0.0), (2.0, 2.0, 0.0, 0.0),
+                                          (3.0, 2.0, 0.0, 1.57), (5.0, 2.0, 2.0, 1.57)])
+    assert next_rest_time_s(trajectory, 0.5, max_shift_s=5.0) == 2.0
+    assert next_rest_time_s(trajectory, 2.5, max_shift_s=5.0) == 2.5
+    assert next_rest_time_s(trajectory, 3.5, max_shift_s=5.0) == 5.0
+    assert next_rest_time_s(trajectory, 0.5, max_shift_s=1.0) == 0.5
+    assert next_rest_time_s(trajectory, 6.0, max_shift_s=5.0) == 6.0
+
+
+def test_braking_rows_stop_within_decel_limit():
+    from mapl_robotics.coordination.agent import braking_rows
+
+    trajectory = Trajectory.from_samples([(0.0, 0.0, 0.0, 0.0), (10.0, 20.0, 0.0, 0.0)])
+    rows = np.asarray(braking_rows(trajectory, 1.0, max_decel_mps2=1.0, horizon_s=5.0))
+    assert rows[0].tolist() == [1.0, 2.0, 0.0, 0.0]
+    assert np.isclose(rows[-1, 0], 3.0)
+    assert np.isclose(rows[-1, 1], 4.0)
+    assert np.all(rows[:, 2] == 0.0)
+    speeds = np.diff(rows[:, 1]) / np.diff(rows[:, 0])
+    assert np.all(np.abs(np.diff(speeds)) <= 1.0 * 0.1 + 1e-9)
+    assert np.all(np.diff(speeds) < 0.0)
+    assert braking_rows(trajectory, 12.0, max_decel_mps2=1.0, horizon_s=5.0) == []
