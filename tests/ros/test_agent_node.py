@@ -266,6 +266,19 @@ def test_crossing_goals_commit_conflict_free_plans(spawn, probe, publish_goal):
         return False
 
     assert probe.spin_until(leader_reported, timeout_s=30.0), fleet.output()
+
+    def commits_reported() -> bool:
+        # A robot's status reaches /diagnostics on its own period, so the first arrays may
+        # still carry one from before its first proposal, whose commit times are NaN.
+        if not diagnostics:
+            return False
+        for name in names:
+            status = find_status(diagnostics[-1], f'mapl_robotics/{name}')
+            if status is None or math.isnan(float(status_values(status)['commit_ms_p50'])):
+                return False
+        return True
+
+    assert probe.spin_until(commits_reported, timeout_s=30.0), fleet.output()
     latest = diagnostics[-1]
     ledger_values = status_values(find_status(latest, LEDGER_STATUS_NAME))
     assert ledger_values['source'] == 'ledger'
