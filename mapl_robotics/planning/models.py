@@ -153,8 +153,9 @@ class PlannerSettings:
     :param path_attempts: geometric paths tried before giving up.
     :param wait_rounds: rounds of the wait-insertion search per geometric path.
     :param static_margin_m: extra distance that space-time plans keep from the static map,
-        so that a robot tracking its plan with a small error does not touch a wall. Where the
-        start, the goal or a passage leaves no room for it, the plan uses the bare radius.
+        so that a robot tracking its plan with a small error does not touch a wall. When the
+        start or the goal lies within the margin of a wall, or the margin closes every route,
+        the whole plan uses the bare radius.
     """
 
     algorithm: str = 'rrt_connect'

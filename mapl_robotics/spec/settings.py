@@ -108,8 +108,9 @@ class PlannerSpec(SpecModel):
     """Maximum total wait the space-time planner inserts into one trajectory, in seconds."""
 
     static_margin_m: float = Field(default=_PLANNER_DEFAULTS.static_margin_m, ge=0.0, le=10.0)
-    """Extra distance, in metres, that plans keep from the static map where there is room, so
-    that tracking errors do not bring a robot into contact with a wall."""
+    """Extra distance, in metres, that plans keep from the static map, so that tracking errors
+    do not bring a robot into contact with a wall. When the start or the goal lies within the
+    margin of a wall, or the margin closes every route, the whole plan uses the bare radius."""
 
     max_replans: int = Field(default=500, ge=1, le=100_000)
     """Proposals per goal (each one planned anew after a rejection) before the agent gives up
