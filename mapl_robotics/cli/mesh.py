@@ -19,6 +19,7 @@ from mapl_robotics.mesh.fleet import mesh_config_from_spec
 from mapl_robotics.mesh.loadgen import DeliveryRecorder, LoadSettings, run_load
 from mapl_robotics.mesh.node import MeshNode
 from mapl_robotics.mesh.security import FleetKeyring, load_keypair
+from mapl_robotics.runtime import freeze_startup_heap
 from mapl_robotics.spec import load_spec
 
 _log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], spec_pa
                                    max_delay_s=max_delay_ms / 1e3),
                 seed=seed, deadline_s=deadline_ms / 1e3)
         mesh_node = MeshNode(config).start()
+        freeze_startup_heap()
     except MaplError as error:
         raise click.ClickException(str(error)) from error
     stop = threading.Event()

@@ -32,6 +32,7 @@ from mapl_robotics.coordination.protocol import (READ_OPS, ROBOT_OPS, decode, en
                                                  validate_request)
 from mapl_robotics.coordination.settings import LedgerSettings
 from mapl_robotics.errors import LedgerError, LedgerRequestError
+from mapl_robotics.runtime import freeze_startup_heap
 
 __all__ = ['LedgerNode', 'run_node']
 
@@ -386,6 +387,7 @@ def run_node(settings: LedgerSettings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     node = LedgerNode(settings)
+    freeze_startup_heap()
     try:
         node.serve(stop_event=stop_event)
     finally:

@@ -117,6 +117,7 @@ class Engine:
         self._last_expiry_s = 0.0
         self._heartbeat_echo: dict[str, tuple[float, float]] = {}
         self._last_sent_s: dict[str, float] = {}
+        self._last_ack_s: dict[str, float] = {}
         self._outstanding = 0
         self.iterations = 0
         self.running = True
@@ -364,7 +365,11 @@ class Engine:
             if pending is None or pending.next_retry_s != due_s:
                 continue
             self.metrics.count('retransmissions')
-            if peer in self.rtt:
+            # Back off only when the peer acknowledged nothing since this message left,
+            # because then it may be overloaded. A peer that acknowledged other messages
+            # since is responsive, so this message or its acknowledgement was lost, and a
+            # longer timeout would only delay the retry.
+            if peer in self.rtt and self._last_ack_s.get(peer, -1.0) <= pending.last_sent_s:
                 self.rtt[peer].on_timeout(now_s)
             self._enqueue(peer, lane, pending, now_s)
 
@@ -473,7 +478,7 @@ class Engine:
             except Exception:  # noqa: BLE001 - an application callback must not stop the loop
                 _log.exception('deadline-missed callback raised for peer %s', peer)
 
-    def _resolve(self, peer: str, pending: Pending, now_s: float) -> None:
+    def _resolve(self, peer: str, pending: Pending, now_s: float, *, sample: bool) -> None:
         self._outstanding -= 1
         latency_s = now_s - pending.created_s
         report = DeliveryReport(peer=peer, priority=pending.message.priority,
@@ -481,7 +486,7 @@ class Engine:
                                 delivered=True, latency_s=latency_s, attempts=pending.attempts)
         self.metrics.count('messages_acked')
         self.metrics.record_latency(latency_s)
-        if pending.attempts == 1 and peer in self.rtt:
+        if sample and pending.attempts == 1 and peer in self.rtt:
             self.rtt[peer].add_sample(now_s - pending.last_sent_s)
         if not pending.future.done():
             pending.future.set_result(report)
@@ -640,22 +645,27 @@ class Engine:
         if packet.session != self.session:
             self.metrics.count('stale_acks_dropped')
             return
-        resolved = 0
+        resolved: list[Pending] = []
         for lane, seq in packet.seqs:
             stream = self._outbound.get((packet.sender, lane))
             pending = None if stream is None else stream.acknowledge(seq)
             if pending is not None:
-                self._resolve(packet.sender, pending, now_s)
-                resolved += 1
+                resolved.append(pending)
         for lane, through in packet.through:
             stream = self._outbound.get((packet.sender, lane))
-            if stream is None:
-                continue
-            for pending in stream.acknowledge_through(through):
-                self._resolve(packet.sender, pending, now_s)
-                resolved += 1
+            if stream is not None:
+                resolved.extend(stream.acknowledge_through(through))
+        if not resolved:
+            return
+        self._last_ack_s[packet.sender] = now_s
+        # The receiver acknowledges in order. When a retransmitted message is acknowledged,
+        # the others in the same packet may have waited behind it at the receiver, so their
+        # round trips include that wait and would inflate the timeout.
+        sample = all(pending.attempts == 1 for pending in resolved)
+        for pending in resolved:
+            self._resolve(packet.sender, pending, now_s, sample=sample)
         breaker = self.breakers[packet.sender]
-        if resolved and breaker.record_success():
+        if breaker.record_success():
             self.metrics.count('breaker_closed')
             _log.info('circuit breaker for peer %s closed', packet.sender)
 

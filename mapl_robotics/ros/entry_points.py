@@ -27,6 +27,7 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from mapl_robotics.errors import MaplError
+    from mapl_robotics.runtime import freeze_startup_heap
 
     args = list(sys.argv if argv is None else argv)
     try:
@@ -41,6 +42,7 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
         node = factory()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
+        freeze_startup_heap()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

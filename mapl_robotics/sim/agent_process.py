@@ -27,6 +27,7 @@ from mapl_robotics.coordination.client import ZmqClientTransport
 from mapl_robotics.errors import DeliveryFailedError, MaplError
 from mapl_robotics.mesh import (FaultConfig, FleetKeyring, KeyPair, MeshConfig, MeshNode,
                                 PeerConfig, Priority)
+from mapl_robotics.runtime import freeze_startup_heap
 from mapl_robotics.sim.agents import AgentStats, TimedLedgerClient, build_agent
 from mapl_robotics.sim.clock import SharedClock
 from mapl_robotics.spec import load_spec
@@ -139,6 +140,7 @@ def run(config: dict) -> int:
     agent = build_agent(spec, robot_id, world=world, client=client, stats=stats)
     try:
         agent.prepare()
+        freeze_startup_heap()
         return _serve(config, robot_id, spec, agent, client, clock, reporter, stop)
     finally:
         agent.close()

@@ -1,0 +1,116 @@
+"""Retransmission timing of the mesh engine: which round trips count and when to back off.
+
+The engine runs unstarted here, driven by direct calls with chosen clock values, so that the
+order of sends, losses and acknowledgements is exact. Its sockets are real; the peer's
+endpoint has no listener, so sends are counted as unreachable and nothing arrives.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+from concurrent.futures import Future
+
+import pytest
+
+from mapl_robotics.mesh import MeshConfig, MeshNode, PeerConfig
+from mapl_robotics.mesh.engine import SendCommand
+from mapl_robotics.mesh.schema import AckPacket, Priority
+from mapl_robotics.runtime import freeze_startup_heap
+
+_STATE = int(Priority.STATE)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def engine():
+    config = MeshConfig(node_id='a', bind_endpoint=f'tcp://127.0.0.1:{free_port()}',
+                        peers=(PeerConfig('b', f'tcp://127.0.0.1:{free_port()}'),),
+                        security='none')
+    node = MeshNode(config)
+    engine = node._engine
+    for peer in config.peers:
+        engine._add_peer(peer)
+    yield engine
+    node.close()
+
+
+def _send(engine, now_s: float) -> Future:
+    future: Future = Future()
+    engine._start_send(SendCommand(peer='b', priority=Priority.STATE, kind='state',
+                                   payload_bytes=b'\x90', deadline_fleet_s=now_s + 1.0,
+                                   deadline_s=now_s + 1.0, created_s=now_s, future=future),
+                       now_s)
+    return future
+
+
+def _ack_through(engine, seq: int, now_s: float) -> None:
+    engine._handle_ack(AckPacket(sender='b', session=engine.session, seqs=(),
+                                 through=((_STATE, seq),)), now_s)
+
+
+def test_round_trip_counts_when_nothing_was_retransmitted(engine):
+    first = _send(engine, 0.0)
+    engine._flush_data(0.0)
+    _ack_through(engine, 1, 0.004)
+    assert first.result(timeout=0).delivered
+    assert engine.rtt['b'].srtt_s == pytest.approx(0.004)
+
+
+def test_message_waiting_behind_a_retransmission_gives_no_round_trip(engine):
+    # Seq 1 is lost and retransmitted; seq 2 arrives but waits at the receiver until seq 1
+    # does, so both are acknowledged together, late. Neither round trip is a network sample.
+    lost = _send(engine, 0.0)
+    engine._flush_data(0.0)
+    waiting = _send(engine, 0.001)
+    engine._flush_data(0.001)
+    retry_s = engine._outbound[('b', _STATE)].outstanding[1].next_retry_s
+    engine._queue_retransmissions(retry_s)
+    engine._flush_data(retry_s)
+    assert engine._outbound[('b', _STATE)].outstanding[1].attempts == 2
+    _ack_through(engine, 2, retry_s + 0.150)
+    assert lost.result(timeout=0).attempts == 2
+    assert waiting.result(timeout=0).attempts == 1
+    assert engine.rtt['b'].srtt_s is None
+
+
+def test_timeout_backs_off_only_when_the_peer_acknowledged_nothing_since_the_send(engine):
+    silent = _send(engine, 0.0)
+    engine._flush_data(0.0)
+    retry_s = engine._outbound[('b', _STATE)].outstanding[1].next_retry_s
+    engine._queue_retransmissions(retry_s)
+    engine._flush_data(retry_s)
+    assert engine.rtt['b'].backoff == 2, 'a silent peer must slow the retries down'
+    _ack_through(engine, 1, retry_s + 0.001)
+    assert silent.result(timeout=0).delivered
+    assert engine.rtt['b'].backoff == 2, 'a retransmitted message gives no sample'
+
+    # The peer now answers: a later message sent before an acknowledgement of another one
+    # times out, so it or its acknowledgement was lost, and the timeout stays as it is.
+    lost = _send(engine, 1.0)
+    engine._flush_data(1.0)
+    answered = _send(engine, 1.001)
+    engine._flush_data(1.001)
+    engine._handle_ack(AckPacket(sender='b', session=engine.session, seqs=((_STATE, 3),),
+                                 through=()), 1.003)
+    assert answered.result(timeout=0).delivered
+    assert engine.rtt['b'].backoff == 1, 'a fresh round trip resets the backoff'
+    retry_s = engine._outbound[('b', _STATE)].outstanding[2].next_retry_s
+    engine._queue_retransmissions(retry_s)
+    assert engine._outbound[('b', _STATE)].outstanding[2] is not None
+    assert not lost.done()
+    assert engine.rtt['b'].backoff == 1
+
+
+def test_freeze_startup_heap_takes_live_objects_out_of_collection():
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen == gc.get_freeze_count()
+        assert frozen > 1000, 'a process with numpy and pyzmq loaded holds many objects'
+    finally:
+        gc.unfreeze()
