@@ -44,6 +44,7 @@ from mapl_robotics.mesh import write_keypair
 
 PAYLOAD = b'\0' * 200
 STATE_HZ = 20
+PLAN_BURST_PERIOD_S = 1.0
 
 
 _PORTS_GIVEN: set[int] = set()
@@ -163,7 +164,8 @@ def raw_floor(round_trips: int, fanouts: int, *, peers: int,
 # ----------------------------------------------------------------------- mesh phases
 
 def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: float,
-              deadline_ms: float, seed: int, rng: np.random.Generator) -> dict:
+              deadline_ms: float, seed: int, rng: np.random.Generator,
+              spread_plan_bursts: bool = True) -> dict:
     folder.mkdir(parents=True)
     ids = [f'r{index:02d}' for index in range(peers)]
     key_folder = folder / 'keys'
@@ -179,6 +181,9 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
         # ticks (240 messages) do not fire in the same instant. The load per second is the
         # same.
         phase_s = index * (1.0 / STATE_HZ) / peers
+        # Robots replan at their own times too, so the plan bursts are spread over the burst
+        # period in the same way, unless the phase measures bursts that all coincide.
+        plan_phase_s = index * PLAN_BURST_PERIOD_S / peers if spread_plan_bursts else 0.0
         args = [sys.executable, '-c', 'from mapl_robotics.cli import main; main()',
                 '--log-level', 'error', 'mesh', 'node', '--id', node_id,
                 '--bind', f'tcp://127.0.0.1:{ports[node_id]}', '--keys-dir', str(key_folder),
@@ -186,7 +191,8 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
                 '--send-s', str(send_s), '--linger-s', '1', '--deadline-ms', str(deadline_ms),
                 '--start-at-unix-s', f'{start_at_s + phase_s:.4f}',
                 '--state-hz', str(STATE_HZ),
-                '--plan-burst-period-s', '1', '--plan-burst-size', '5', '--buffer-logs',
+                '--plan-burst-period-s', str(PLAN_BURST_PERIOD_S), '--plan-burst-size', '5',
+                '--plan-phase-s', f'{plan_phase_s:.4f}', '--buffer-logs',
                 '--delivered-log', str(folder / f'{node_id}.delivered'),
                 '--acked-log', str(folder / f'{node_id}.acked'),
                 '--metrics-json', str(folder / f'{node_id}.json')]

@@ -37,7 +37,8 @@ class LoadSettings:
     ``state_hz``: state updates per second to every target (0 for none). Every
     ``plan_burst_period_s`` a burst of ``plan_burst_size`` plan messages of
     ``plan_payload_bytes`` goes to every target. ``plan_count`` > 0 instead sends exactly
-    that many plan messages per target, spread evenly over ``send_s``.
+    that many plan messages per target, spread evenly over ``send_s``. The first plan
+    burst leaves ``plan_phase_s`` after the start of sending.
     """
 
     targets: tuple[str, ...] = ()
@@ -49,6 +50,7 @@ class LoadSettings:
     state_payload_bytes: int = 200
     plan_burst_period_s: float = 0.0
     plan_burst_size: int = 0
+    plan_phase_s: float = 0.0
     plan_payload_bytes: int = 2000
     plan_count: int = 0
     deadline_s: float = 0.1
@@ -124,9 +126,16 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
     if settings.start_at_unix_s is not None:
         time.sleep(max(0.0, settings.start_at_unix_s - time.time()))
     targets = list(settings.targets) or node.peers
-    futures: list[Future] = []
+    # Only unresolved futures are kept, so memory and garbage-collector work stay bounded by
+    # the messages in flight instead of growing with the length of the run.
+    outstanding: set[Future] = set()
+    settled = threading.Condition(lock)
 
     def on_done(peer: str, kind: str, number: int, future: Future) -> None:
+        with settled:
+            outstanding.discard(future)
+            if not outstanding:
+                settled.notify_all()
         try:
             report = future.result()
         except DeliveryFailedError:
@@ -142,9 +151,10 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
         payload = {'n': number, 'pad': b'\0' * pad_bytes}
         sent = node.broadcast(kind, payload, priority=priority, deadline_s=settings.deadline_s,
                               peer_ids=targets)
+        with lock:
+            outstanding.update(sent.values())
         for peer, future in sent.items():
             future.add_done_callback(lambda f, p=peer: on_done(p, kind, number, f))
-            futures.append(future)
         summary['sent'] += len(sent)
 
     cpu_start_s = time.process_time()
@@ -163,12 +173,9 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
     summary['thread_cpu_s'] = {name: round(threads_end[name] - threads_start.get(name, 0.0), 3)
                                for name in threads_end}
     wait_until_s = time.monotonic() + settings.deadline_s + settings.linger_s
-    for future in futures:
-        remaining_s = max(0.0, wait_until_s - time.monotonic())
-        try:
-            future.exception(timeout=remaining_s)
-        except TimeoutError:
-            break
+    with settled:
+        settled.wait_for(lambda: not outstanding,
+                         timeout=max(0.0, wait_until_s - time.monotonic()))
     # Every load node stops at the same offset after its send phase, so peers with aligned
     # start times keep serving each other's retries until all of them are done.
     time.sleep(max(0.0, wait_until_s - time.monotonic()))
@@ -212,7 +219,7 @@ def _generate(settings: LoadSettings, send_all) -> None:
     elif settings.plan_burst_period_s > 0 and settings.plan_burst_size > 0:
         plan_period_s = settings.plan_burst_period_s
     next_state_s = start_s
-    next_plan_s = start_s
+    next_plan_s = start_s + settings.plan_phase_s
     state_number = plan_number = 0
 
     progress = tqdm(total=settings.send_s, unit='s', disable=not settings.progress,
