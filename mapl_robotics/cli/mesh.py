@@ -101,6 +101,8 @@ class _SkewedClock:
               show_default=True, help='Period of plan bursts in seconds (0: none).')
 @click.option('--plan-burst-size', type=click.IntRange(min=0), default=0, show_default=True,
               help='Plan messages per burst and target.')
+@click.option('--plan-phase-s', type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help='Delay of the first plan burst after the start of sending, in seconds.')
 @click.option('--deadline-ms', type=click.FloatRange(min=1), default=100.0, show_default=True,
               help='Deadline of each message in milliseconds.')
 @click.option('--delivered-log', type=click.Path(dir_okay=False), default=None,
@@ -120,7 +122,8 @@ def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], spec_pa
          drop_p: float, duplicate_p: float, reorder_p: float, delay_p: float,
          max_delay_ms: float, seed: int, targets: tuple[str, ...], send_s: float,
          linger_s: float, start_at_unix_s: float | None, state_hz: float, plan_count: int,
-         plan_burst_period_s: float, plan_burst_size: int, deadline_ms: float,
+         plan_burst_period_s: float, plan_burst_size: int, plan_phase_s: float,
+         deadline_ms: float,
          delivered_log: str | None, acked_log: str | None, metrics_json: str | None,
          run_s: float | None, buffer_logs: bool, progress: bool) -> None:
     """Run one mesh peer, optionally sending load, until done or SIGTERM."""
@@ -150,6 +153,7 @@ def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], spec_pa
                 targets=targets, send_s=send_s, linger_s=linger_s,
                 start_at_unix_s=start_at_unix_s, state_hz=state_hz, plan_count=plan_count,
                 plan_burst_period_s=plan_burst_period_s, plan_burst_size=plan_burst_size,
+                plan_phase_s=plan_phase_s,
                 deadline_s=deadline_ms / 1e3, delivered_log=delivered_log,
                 acked_log=acked_log, metrics_json=metrics_json, flush_lines=not buffer_logs,
                 progress=progress))
