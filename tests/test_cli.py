@@ -32,6 +32,15 @@ def test_help_lists_commands(tmp_path):
     assert 'spec' in result.stdout
 
 
+def test_module_run_matches_console_script(tmp_path):
+    module = subprocess.run([sys.executable, '-m', 'mapl_robotics.cli', '--help'], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120.0, check=False)
+    script = run_mapl('--help', cwd=tmp_path)
+    assert module.returncode == 0, module.stderr
+    assert module.stdout.startswith('Usage: mapl ')
+    assert module.stdout == script.stdout
+
+
 def test_plan_help_has_units(tmp_path):
     result = run_mapl('plan', '--help', cwd=tmp_path)
     assert result.returncode == 0
