@@ -138,9 +138,11 @@ def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, in_process, seed
         click.echo(f'simulating {scenario.name}: {len(scenario.robots)} robots, '
                    f'{len(scenario.moving_obstacles)} moving obstacles on {scenario.world.name}; '
                    f'writing to {out_dir}')
+        # Agent and ledger node processes log at the level given to mapl --log-level.
+        log_level = click.get_current_context().find_root().params['log_level']
         result = run_scenario(scenario, RunOptions(
             out_dir=out_dir, mode='in-process' if in_process else 'multi-process',
-            progress=not no_progress, gif=gif))
+            progress=not no_progress, gif=gif, log_level=log_level))
     except MaplError as error:
         raise click.ClickException(str(error)) from None
     click.echo(format_summary(result.metrics))

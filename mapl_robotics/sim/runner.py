@@ -33,11 +33,14 @@ from mapl_robotics.sim.scenario import Scenario
 from mapl_robotics.spec import (KillAgentFault, KillLeaderFault, MessageLossFault,
                                 PartitionFault)
 
-__all__ = ['RunOptions', 'RunResult', 'run_scenario', 'MODES']
+__all__ = ['RunOptions', 'RunResult', 'run_scenario', 'MODES', 'LOG_LEVELS']
 
 _LOG = logging.getLogger(__name__)
 
 MODES = ('multi-process', 'in-process')
+
+LOG_LEVELS = ('debug', 'info', 'warning', 'error')
+"""Logging thresholds that agent and ledger node processes accept, lowest first."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,9 @@ class RunOptions:
         multi-process mode agents step on the wall clock at the same period).
     :param linger_s: fleet time to keep simulating after every live robot arrived, so late
         collisions still count.
+    :param log_level: logging threshold of the agent and ledger node processes in
+        multi-process mode, one of :data:`LOG_LEVELS`. None takes the threshold of this
+        process's root logger.
     """
 
     out_dir: Path
@@ -57,6 +63,7 @@ class RunOptions:
     agent_period_s: float = 0.05
     linger_s: float = 1.0
     plots: bool = True
+    log_level: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'out_dir', Path(self.out_dir))
@@ -64,6 +71,9 @@ class RunOptions:
             raise ScenarioError(f'run mode {self.mode!r} is unknown; use one of {MODES}')
         if not self.agent_period_s > 0:
             raise ScenarioError(f'agent_period_s={self.agent_period_s} must be > 0 seconds')
+        if self.log_level is not None and self.log_level not in LOG_LEVELS:
+            raise ScenarioError(f'log_level={self.log_level!r} is invalid; use one of '
+                                f'{LOG_LEVELS} or None')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +95,17 @@ def _make_fleet(scenario: Scenario, options: RunOptions):
         return InProcessFleet(scenario)
     from mapl_robotics.sim.multiprocess import MultiProcessFleet
     return MultiProcessFleet(scenario, out_dir=options.out_dir,
-                             agent_period_s=options.agent_period_s)
+                             agent_period_s=options.agent_period_s,
+                             log_level=options.log_level or _root_log_level())
+
+
+def _root_log_level() -> str:
+    """Return the name in :data:`LOG_LEVELS` of this process's root logging threshold."""
+    threshold = logging.getLogger().getEffectiveLevel()
+    for name in LOG_LEVELS:
+        if threshold <= getattr(logging, name.upper()):
+            return name
+    return LOG_LEVELS[-1]
 
 
 class _FaultSchedule:

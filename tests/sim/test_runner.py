@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from mapl_robotics.cli import main
+from mapl_robotics.errors import ScenarioError
 from mapl_robotics.sim.runner import RunOptions, run_scenario
 from mapl_robotics.sim.scenario import load_scenario_file
 
@@ -39,6 +41,11 @@ def test_run_writes_metrics_and_picture(tmp_path):
     assert written['robots'] == metrics['robots']
     assert (tmp_path / 'out' / 'trajectories.png').stat().st_size > 10_000
     assert (tmp_path / 'out' / 'scenario.json').is_file()
+
+
+def test_run_options_reject_unknown_log_level(tmp_path):
+    with pytest.raises(ScenarioError, match="log_level='verbose'"):
+        RunOptions(out_dir=tmp_path, log_level='verbose')
 
 
 def test_cli_sim_in_process_passes(tmp_path):
