@@ -85,6 +85,10 @@ def format_summary(metrics: dict) -> str:
 @click.option('--out', 'out_dir', type=click.Path(file_okay=False, path_type=Path),
               default=None, help='Output folder for metrics.json, trajectories.png and logs. '
                                  'Default: out/sim-<scenario>-<UTC time>.')
+@click.option('--keep-ledger', is_flag=True,
+              help='Keep the Raft journals of the ledger nodes in OUT/ledger/ (multi-process '
+                   'mode). By default they go to a temporary folder that is removed when the '
+                   'run ends.')
 @click.option('--in-process', is_flag=True,
               help='Run every agent in this process in lockstep with the simulation (fast and '
                    'deterministic) instead of one process per agent over the mesh.')
@@ -96,8 +100,8 @@ def format_summary(metrics: dict) -> str:
               help='Run the whole fleet in this process as a ROS 2 system until Ctrl-C: '
                    'publish /clock and each robot\'s odom and tf, take goals from '
                    '/<robot>/goal_pose (docs/ros2.md).')
-def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, in_process, seed, gif,
-        no_progress, ros) -> None:
+def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, keep_ledger, in_process, seed,
+        gif, no_progress, ros) -> None:
     """Simulate a fleet headless and report whether every robot arrived without a collision.
 
     \b
@@ -142,7 +146,7 @@ def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, in_process, seed
         log_level = click.get_current_context().find_root().params['log_level']
         result = run_scenario(scenario, RunOptions(
             out_dir=out_dir, mode='in-process' if in_process else 'multi-process',
-            progress=not no_progress, gif=gif, log_level=log_level))
+            progress=not no_progress, gif=gif, log_level=log_level, keep_ledger=keep_ledger))
     except MaplError as error:
         raise click.ClickException(str(error)) from None
     click.echo(format_summary(result.metrics))

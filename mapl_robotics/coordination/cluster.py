@@ -40,14 +40,20 @@ def free_ports(count: int, *, host: str = '127.0.0.1') -> list[int]:
 
 
 class LocalCluster:
-    """A ledger cluster of ``size`` node processes on ``host``; use as a context manager."""
+    """A ledger cluster of ``size`` node processes on ``host``; use as a context manager.
+
+    Node ``i`` keeps its journal in ``base_dir/node<i>``. Its output goes to
+    ``log_dir/ledger_<i>.log``, or to ``node.log`` in its journal folder without ``log_dir``.
+    """
 
     def __init__(self, size: int, base_dir: Path | str, *, host: str = '127.0.0.1',
                  extra_args: Sequence[str] = (), fault_injection: bool = True,
-                 admin: bool = True, log_level: str = 'warning') -> None:
+                 admin: bool = True, log_level: str = 'warning',
+                 log_dir: Path | str | None = None) -> None:
         if size < 1:
             raise LedgerError(f'cluster size {size} must be at least 1')
         self.base_dir = Path(base_dir)
+        self.log_dir = Path(log_dir) if log_dir is not None else None
         self.host = host
         self.extra_args = list(extra_args)
         self.fault_injection = fault_injection
@@ -75,6 +81,12 @@ class LocalCluster:
     def journal_dir(self, index: int) -> Path:
         return self.base_dir / f'node{index}'
 
+    def log_path(self, index: int) -> Path:
+        """Return the file that receives node ``index``'s standard output and error."""
+        if self.log_dir is None:
+            return self.journal_dir(index) / 'node.log'
+        return self.log_dir / f'ledger_{index}.log'
+
     def add_slot(self) -> int:
         """Reserve addresses for one more node and return its index (not yet a member)."""
         raft_port, client_port = free_ports(2, host=self.host)
@@ -100,7 +112,8 @@ class LocalCluster:
         if self.admin:
             command.append('--admin')
         self.journal_dir(index).mkdir(parents=True, exist_ok=True)
-        log = open(self.journal_dir(index) / 'node.log', 'ab')
+        self.log_path(index).parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path(index), 'ab')
         try:
             self.processes[index] = subprocess.Popen(command, stdout=log, stderr=log,
                                                      stdin=subprocess.DEVNULL)

@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -51,12 +52,14 @@ class MultiProcessFleet:
     mode = 'multi-process'
 
     def __init__(self, scenario: Scenario, *, out_dir: Path, agent_period_s: float = 0.05,
-                 log_level: str = 'warning') -> None:
+                 log_level: str = 'warning', keep_ledger: bool = False) -> None:
         self.scenario = scenario
         self.spec = scenario.spec
         self.out_dir = Path(out_dir)
         self.agent_period_s = agent_period_s
         self.log_level = log_level
+        self.keep_ledger = keep_ledger
+        self._temporary_journals: Path | None = None
         self.robot_ids = list(self.spec.robot_ids)
         self.dead: set[str] = set()
         self.statuses = {robot_id: 'registering' for robot_id in self.robot_ids}
@@ -99,8 +102,14 @@ class MultiProcessFleet:
                 extra += [f'--{field.replace("_", "-")}', str(getattr(consensus, field))]
         size = max(1, self.spec.ledger_node_count if consensus.mode == 'cluster'
                    else min(self.spec.ledger_node_count, 5))
-        self.cluster = LocalCluster(size, self.out_dir / 'ledger', extra_args=extra,
-                                    log_level=self.log_level)
+        if self.keep_ledger:
+            journal_root = self.out_dir / 'ledger'
+        else:
+            # Only this run's ledger nodes read the journals, so close() removes them.
+            self._temporary_journals = Path(tempfile.mkdtemp(prefix='mapl-ledger-'))
+            journal_root = self._temporary_journals
+        self.cluster = LocalCluster(size, journal_root, extra_args=extra,
+                                    log_level=self.log_level, log_dir=self.out_dir / 'logs')
         self.cluster.start_all()
         leader = self._wait_for_leader(timeout_s=60.0)
         _LOG.info('ledger cluster of %d nodes up, leader ledger_%d', size, leader)
@@ -114,7 +123,7 @@ class MultiProcessFleet:
         while time.monotonic() < deadline:
             for index, process in self.cluster.processes.items():
                 if process.poll() is not None:
-                    log = self.cluster.journal_dir(index) / 'node.log'
+                    log = self.cluster.log_path(index)
                     tail = log.read_text(errors='replace').strip().splitlines()[-3:]
                     raise SimulationError(f'ledger node {index} exited with status '
                                           f'{process.returncode} during start-up: '
@@ -124,7 +133,7 @@ class MultiProcessFleet:
                 return leader
             time.sleep(0.05)
         raise SimulationError(f'no ledger leader within {timeout_s:.0f} s; see the node logs '
-                              f'under {self.out_dir / "ledger"}')
+                              f'{self.out_dir / "logs" / "ledger_*.log"}')
 
     def _start_mesh_and_agents(self) -> None:
         nodes = [SIM_NODE_ID] + self.robot_ids
@@ -387,14 +396,23 @@ class MultiProcessFleet:
         self._drain(timeout_s=0.2)
 
     def close(self) -> None:
-        """Stop agents, mesh, ledger cluster and clock; safe to call twice."""
-        self.stop_agents()
-        if self.node is not None:
-            self.node.close()
-            self.node = None
-        if self.cluster is not None:
-            self.cluster.close()
-            self.cluster = None
-        if self.clock is not None:
-            self.clock.close()
-            self.clock = None
+        """Stop agents, mesh, ledger cluster and clock, and remove temporary journals.
+
+        Safe to call twice, and after a failed :meth:`start`.
+        """
+        try:
+            self.stop_agents()
+            if self.node is not None:
+                self.node.close()
+                self.node = None
+            if self.cluster is not None:
+                self.cluster.close()
+                self.cluster = None
+            if self.clock is not None:
+                self.clock.close()
+                self.clock = None
+        finally:
+            if self._temporary_journals is not None:
+                shutil.rmtree(self._temporary_journals, ignore_errors=True)
+                _LOG.debug('removed the ledger journals in %s', self._temporary_journals)
+                self._temporary_journals = None

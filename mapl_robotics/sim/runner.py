@@ -54,6 +54,9 @@ class RunOptions:
     :param log_level: logging threshold of the agent and ledger node processes in
         multi-process mode, one of :data:`LOG_LEVELS`. None takes the threshold of this
         process's root logger.
+    :param keep_ledger: whether multi-process mode keeps the ledger nodes' Raft journals in
+        ``out_dir/ledger``. Without it they go to a folder under :func:`tempfile.gettempdir`
+        that is removed when the run ends, also after an error.
     """
 
     out_dir: Path
@@ -64,6 +67,7 @@ class RunOptions:
     linger_s: float = 1.0
     plots: bool = True
     log_level: str | None = None
+    keep_ledger: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'out_dir', Path(self.out_dir))
@@ -96,7 +100,8 @@ def _make_fleet(scenario: Scenario, options: RunOptions):
     from mapl_robotics.sim.multiprocess import MultiProcessFleet
     return MultiProcessFleet(scenario, out_dir=options.out_dir,
                              agent_period_s=options.agent_period_s,
-                             log_level=options.log_level or _root_log_level())
+                             log_level=options.log_level or _root_log_level(),
+                             keep_ledger=options.keep_ledger)
 
 
 def _root_log_level() -> str:

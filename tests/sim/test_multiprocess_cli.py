@@ -1,15 +1,18 @@
-"""``mapl sim`` in multi-process mode, run as a user runs it."""
+"""``mapl sim`` in multi-process mode, run as a user runs it: log levels and leftover files."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+from mapl_robotics.errors import SimulationError
+from mapl_robotics.sim.multiprocess import MultiProcessFleet
 from mapl_robotics.sim.scenario import load_scenario_file
 
 MAPL = Path(sys.executable).with_name('mapl')
@@ -26,19 +29,23 @@ def _short_scenario(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope='module')
-def info_run(tmp_path_factory):
-    """One short multi-process run at --log-level info with its own TMPDIR."""
-    folder = tmp_path_factory.mktemp('multiprocess')
+def _run_short(folder: Path, *options: str):
+    """Run the short scenario at --log-level info with ``folder/tmp`` as TMPDIR."""
     temp_dir = folder / 'tmp'
     temp_dir.mkdir()
     out_dir = folder / 'out'
     result = subprocess.run(
         [str(MAPL), '--log-level', 'info', 'sim', '--scenario', str(_short_scenario(folder)),
-         '--no-progress', '--out', str(out_dir)],
+         '--no-progress', '--out', str(out_dir), *options],
         cwd=folder, capture_output=True, text=True, timeout=300.0, check=False,
         env={**os.environ, 'TMPDIR': str(temp_dir)})
     return result, out_dir, temp_dir
+
+
+@pytest.fixture(scope='module')
+def info_run(tmp_path_factory):
+    """One short multi-process run with the default options."""
+    return _run_short(tmp_path_factory.mktemp('multiprocess'))
 
 
 @pytest.mark.timeout(300)
@@ -54,7 +61,46 @@ def test_agents_log_at_cli_level(info_run):
 @pytest.mark.timeout(300)
 def test_ledger_nodes_log_at_cli_level(info_run):
     _, out_dir, _ = info_run
-    node_log = (out_dir / 'ledger' / 'node0' / 'node.log').read_text()
+    node_log = (out_dir / 'logs' / 'ledger_0.log').read_text()
     # Each ledger node logs its addresses at INFO when it starts.
     assert 'INFO' in node_log
     assert 'ledger node node0 started' in node_log
+
+
+@pytest.mark.timeout(300)
+def test_run_removes_ledger_journals(info_run):
+    result, out_dir, temp_dir = info_run
+    assert 'Traceback' not in result.stderr
+    node_log = (out_dir / 'logs' / 'ledger_0.log').read_text()
+    # The node logs its journal folder at start, so this shows the run used TMPDIR.
+    assert f'journal {temp_dir}{os.sep}mapl-ledger-' in node_log
+    assert list(temp_dir.glob('mapl-ledger-*')) == []
+    assert list(out_dir.parent.rglob('raft.journal')) == []
+    assert not (out_dir / 'ledger').exists()
+
+
+@pytest.mark.timeout(300)
+def test_keep_ledger_keeps_journals(tmp_path):
+    result, out_dir, temp_dir = _run_short(tmp_path, '--keep-ledger')
+    assert 'Traceback' not in result.stderr
+    for index in range(3):
+        assert (out_dir / 'ledger' / f'node{index}' / 'raft.journal').is_file()
+    assert list(temp_dir.glob('mapl-ledger-*')) == []
+
+
+@pytest.mark.timeout(300)
+def test_failed_start_removes_journals(tmp_path, monkeypatch):
+    temp_dir = tmp_path / 'tmp'
+    temp_dir.mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(temp_dir))
+    out_dir = tmp_path / 'out'
+    # Without the scenario.json that run_scenario writes, every agent process exits at start.
+    fleet = MultiProcessFleet(load_scenario_file('corridor_swap'), out_dir=out_dir)
+    try:
+        with pytest.raises(SimulationError, match='during start-up'):
+            fleet.start()
+        assert len(list(temp_dir.glob('mapl-ledger-*'))) == 1
+    finally:
+        fleet.close()
+    assert list(temp_dir.glob('mapl-ledger-*')) == []
+    assert (out_dir / 'logs' / 'ledger_0.log').is_file()
