@@ -198,6 +198,7 @@ def test_spec_validate_invalid(tmp_path):
     assert 'Traceback' not in result.stderr
     assert 'roboticSystem.communication.latency_bound' in result.stderr
     assert "'100 parsecs'" in result.stderr
+    assert result.stderr.count(str(bad)) == 1
     assert 'valid (4 robots' in result.stdout
 
 

@@ -477,15 +477,17 @@ def test_message_loss_rate_range():
 def test_duplicate_yaml_key_rejected(tmp_path):
     path = tmp_path / 'fleet.yaml'
     path.write_text('roboticSystem: {}\nrobots: []\nrobots: []\n')
-    with pytest.raises(SpecError, match="'robots' appears twice"):
+    with pytest.raises(SpecError, match="'robots' appears twice") as caught:
         load_spec(path)
+    assert str(caught.value).startswith(f"'{path}' is not a valid fleet spec: key")
 
 
 def test_duplicate_json_key_rejected(tmp_path):
     path = tmp_path / 'fleet.json'
     path.write_text('{"roboticSystem": {}, "map": null, "map": null}')
-    with pytest.raises(SpecError, match="'map' appears twice"):
+    with pytest.raises(SpecError, match="'map' appears twice") as caught:
         load_spec(path)
+    assert str(caught.value).startswith(f"'{path}' is not a valid fleet spec: key")
 
 
 def test_malformed_files(tmp_path):

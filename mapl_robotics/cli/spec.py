@@ -35,6 +35,12 @@ def validate(files: tuple[Path, ...], map_check: bool) -> None:
     for path in files:
         try:
             spec = load_spec(path)
+        except MaplError as error:
+            # load_spec names the file in each of its messages.
+            failed += 1
+            click.echo(str(error), err=True)
+            continue
+        try:
             if map_check and spec.map is not None:
                 spec.check_positions(spec.load_world())
         except MaplError as error:

@@ -127,9 +127,21 @@ def load_scenario_file(name_or_path: str | Path) -> Scenario:
     try:
         spec = load_spec(path)
     except SpecError as error:
-        raise ScenarioError(f'scenario file {str(path)!r} is not a valid fleet spec: '
-                            f'{error}') from None
+        raise ScenarioError(_spec_error_text(error, f'scenario file {str(path)!r}')) from None
     return scenario_from_spec(spec, source=path)
+
+
+def _spec_error_text(error: SpecError, subject: str) -> str:
+    """Return the message of ``error`` with ``subject`` named once as the invalid spec.
+
+    Without a problem list, the message of a spec loaded from a file names that file already.
+    """
+    if not error.problems:
+        return str(error)
+    count = len(error.problems)
+    lines = [f'{subject} is not a valid fleet spec: {count} problem{"s" if count != 1 else ""}']
+    lines += [f'  {path}: {message}' for path, message in error.problems]
+    return '\n'.join(lines)
 
 
 def movingai_scenario(scen_path: str | Path, *, agents: int, cell_size_m: float,
@@ -190,6 +202,6 @@ def movingai_scenario(scen_path: str | Path, *, agents: int, cell_size_m: float,
     try:
         spec = load_spec(document)
     except SpecError as error:
-        raise ScenarioError(f'the scenario built from {scen_path.name} is invalid: '
-                            f'{error}') from None
+        raise ScenarioError(_spec_error_text(
+            error, f'the scenario built from {scen_path.name}')) from None
     return scenario_from_spec(spec, source=scen_path)

@@ -60,8 +60,13 @@ def _parse_text(text: str, source: str, *, as_json: bool) -> Any:
         except json.JSONDecodeError as error:
             raise SpecError(f'{source} is not valid JSON: {error.msg} at line {error.lineno}, '
                             f'column {error.colno}') from None
+        except SpecError as error:
+            # A duplicate key: the parser's message does not name the file.
+            raise SpecError(f'{source} is not a valid fleet spec: {error}') from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except SpecError as error:
+        raise SpecError(f'{source} is not a valid fleet spec: {error}') from None
     except yaml.YAMLError as error:
         where = ''
         mark = getattr(error, 'problem_mark', None)

@@ -64,6 +64,21 @@ def test_start_inside_obstacle_rejected(tmp_path):
         load_scenario_file(path)
 
 
+def test_invalid_scenario_message_reads_once(tmp_path):
+    document = yaml.safe_load(open(load_scenario_file('four_way').source))
+    document['map']['path'] = str(load_scenario_file('four_way').spec.map.path)
+    document['robots'][1]['radius_m'] = -0.3
+    path = tmp_path / 'bad.yaml'
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario_file(path)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"scenario file '{path}' is not a valid fleet spec: 1 problem"
+    assert len(lines) == 2
+    assert lines[1].startswith('  robots[1].radius_m: must be greater than 0')
+    assert str(caught.value).count(str(path)) == 1
+
+
 def test_with_seed_changes_both_seeds():
     scenario = load_scenario_file('four_way').with_seed(99)
     assert scenario.seed == 99
