@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
@@ -19,37 +20,56 @@ if TYPE_CHECKING:
 __all__ = ['MAP_FORMATS', 'MapSpec', 'RobotSpec', 'ConstantVelocitySpec', 'WaypointsSpec',
            'MovingObstacleSpec']
 
+_LOG = logging.getLogger(__name__)
+
 MAP_FORMATS = ('map_server', 'movingai', 'polygon', 'geojson')
 _SUFFIX_FORMATS = {'.map': 'movingai', '.geojson': 'geojson', '.json': 'geojson'}
 
 
-def _search_dirs(info: ValidationInfo) -> list[Path]:
-    """Folders that a relative path is looked up in: the spec's folder, then the package data."""
-    context = info.context or {}
-    folders = [Path(context.get('base_dir') or Path.cwd())]
-    try:
-        from mapl_robotics.resources import share_dir
-        folders.append(share_dir())
-    except FileNotFoundError:
-        pass
-    return folders
+# Bundled folders that a relative path falls back to, in order. The bundled scenarios' folder
+# comes first, so that a copy of a bundled scenario finds its map. The data root (maps/...)
+# comes second.
+_BUNDLED_FOLDERS = ('sim/scenarios', '')
 
 
 def resolve_path(value: Path, info: ValidationInfo, *, what: str) -> Path:
-    """Return ``value`` made absolute against the spec's folder or the bundled data folder."""
+    """Return ``value`` made absolute against the spec's folder or the bundled data folder.
+
+    A relative path that does not exist in the spec's folder (the current folder for a spec
+    given as a mapping) falls back to the bundled file of the same relative path, which is
+    logged at INFO.
+    """
+    from mapl_robotics.errors import MapFileNotFoundError
+    from mapl_robotics.resources import bundled_path, share_dir
+
     path = value.expanduser()
     if path.is_absolute():
-        candidates = [path]
-    else:
-        candidates = [folder / path for folder in _search_dirs(info)]
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate.resolve()
-    searched = ', '.join(str(c) for c in candidates)
+        if path.exists():
+            return path.resolve()
+        raise PydanticCustomError('path_not_found', '{what} {path} does not exist; check the path',
+                                  {'what': what, 'path': str(path)})
+    base_dir = Path((info.context or {}).get('base_dir') or Path.cwd())
+    local = base_dir / path
+    if local.exists():
+        return local.resolve()
+    relatives = [f'{folder}/{path.as_posix()}' if folder else path.as_posix()
+                 for folder in _BUNDLED_FOLDERS]
+    for relative in relatives:
+        try:
+            bundled = bundled_path(relative)
+        except MapFileNotFoundError:
+            continue
+        _LOG.info('%s %s does not exist in the spec\'s folder %s; using the bundled %s', what,
+                  path, base_dir, bundled)
+        return bundled.resolve()
+    try:
+        tried = ', '.join(str(share_dir() / relative) for relative in relatives)
+    except MapFileNotFoundError:
+        tried = '(none: the mapl_robotics data folder was not found)'
     raise PydanticCustomError(
-        'path_not_found', '{what} not found; searched {searched}. Give a path relative to the '
-        "spec file's folder, an absolute path, or a bundled file such as "
-        "'maps/ros/warehouse.yaml'", {'what': what, 'searched': searched})
+        'path_not_found', '{what} not found: tried {local} in the spec\'s folder, then the '
+        'bundled {tried}. Pass an absolute path, or copy the file next to the spec file',
+        {'what': what, 'local': str(local), 'tried': tried})
 
 
 def _detect_format(path: Path) -> str:
@@ -79,7 +99,8 @@ class MapSpec(SpecModel):
 
     path: Annotated[Path, Field(strict=False)]
     """Map file: map_server YAML (+ image), MovingAI .map, polygon YAML or GeoJSON. Relative
-    paths are looked up next to the spec file, then among the bundled data (maps/...)."""
+    paths are looked up next to the spec file, then in the bundled scenarios' folder
+    (sim/scenarios/), then among the bundled data (maps/...)."""
 
     format: Literal['auto', 'map_server', 'movingai', 'polygon', 'geojson'] = 'auto'
     """Map format; auto picks it from the suffix (.map, .geojson) or the YAML's keys."""

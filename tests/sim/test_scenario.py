@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
+
 import pytest
 import yaml
 
 from mapl_robotics.errors import ScenarioError
+from mapl_robotics.resources import bundled_path, share_dir
 from mapl_robotics.sim.scenario import (DEFAULT_SCENARIO, bundled_scenarios, load_scenario_file,
                                         movingai_scenario)
 
@@ -77,6 +81,33 @@ def test_invalid_scenario_message_reads_once(tmp_path):
     assert len(lines) == 2
     assert lines[1].startswith('  robots[1].radius_m: must be greater than 0')
     assert str(caught.value).count(str(path)) == 1
+
+
+def test_copied_scenario_finds_bundled_map(tmp_path, caplog):
+    copy = tmp_path / 'four_way.yaml'
+    shutil.copy(load_scenario_file('four_way').source, copy)
+    with caplog.at_level(logging.INFO, logger='mapl_robotics.spec.fleet'):
+        scenario = load_scenario_file(copy)
+    assert scenario.spec.map.path == bundled_path('sim/scenarios/maps/four_way.yaml').resolve()
+    assert scenario.source == copy
+    fallbacks = [record.getMessage() for record in caplog.records
+                 if record.levelno == logging.INFO and 'using the bundled' in record.getMessage()]
+    assert len(fallbacks) == 1
+    assert 'maps/four_way.yaml' in fallbacks[0]
+
+
+def test_missing_map_error_names_locations(tmp_path):
+    document = yaml.safe_load(load_scenario_file('four_way').source.read_text())
+    document['map']['path'] = 'maps/no_such_map.yaml'
+    path = tmp_path / 'lost.yaml'
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario_file(path)
+    message = str(caught.value)
+    assert str(tmp_path / 'maps' / 'no_such_map.yaml') in message
+    assert str(share_dir() / 'sim' / 'scenarios' / 'maps' / 'no_such_map.yaml') in message
+    assert str(share_dir() / 'maps' / 'no_such_map.yaml') in message
+    assert 'Pass an absolute path, or copy the file next to the spec file' in message
 
 
 def test_with_seed_changes_both_seeds():
