@@ -82,7 +82,9 @@ class RttEstimator:
     """
 
     MAX_BACKOFF = 16
-    MAX_RTO_S = 0.5
+    # The default latency bound: a lost message is retried within it even when round trips
+    # vary widely on a loaded host, which would otherwise stretch the timeout to 0.5 s.
+    MAX_RTO_S = 0.1
 
     def __init__(self, *, initial_rto_s: float = 0.005) -> None:
         self.initial_rto_s = initial_rto_s
