@@ -224,7 +224,7 @@ def run_configuration(label: str, base_dir: Path, *, extra_args: list[str], comm
     }
 
 
-@click.command()
+@click.command(context_settings={'help_option_names': ['-h', '--help']})
 @click.option('--json', 'json_path', type=click.Path(dir_okay=False, path_type=Path),
               required=True, help='Write the results to this JSON file.')
 @click.option('--commits', type=int, default=300, show_default=True,

@@ -12,6 +12,10 @@ plan toward its goal, success (no collision, every robot arrived, conflict-free 
 and sum of costs (sum of arrival times in seconds). Grid solutions count one cell per time step.
 Their cost in seconds assumes that a robot crosses one cell at its full speed and ignores
 acceleration and turns, which flatters the grid planners.
+
+Each instance also reports a lower bound on any continuous solution: every robot alone on the
+map, on its shortest any-angle path, accelerating at its limit from rest to rest and turning
+in no time. No planner for these robots can beat it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
+import shapely
 
 from mapl_robotics.geometry.maps.movingai import load_scenario, read_movingai_map
 from mapl_robotics.sim.runner import RunOptions, run_scenario
@@ -72,6 +78,55 @@ def grid_baselines(scen_path: Path, agents: int, *, cell_size_m: float, max_spee
     return results
 
 
+def any_angle_lower_bound(scen_path: Path, agents: int, *, cell_size_m: float, radius_m: float,
+                          max_speed_mps: float, max_accel_mps2: float) -> dict:
+    """Return a lower bound on the sum of costs of any continuous solution of the instance.
+
+    The shortest path of a disc among obstacles runs on the visibility graph of the obstacles
+    grown by its radius. The map is grown by a polygon inscribed in the disc, which is smaller
+    than the true growth, so the paths found are no longer than the true shortest paths. Each
+    robot then drives its path alone with a trapezoidal speed profile and turns in no time.
+    """
+    from mapl_robotics.geometry.maps.movingai import load_movingai_map
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+    tasks = load_scenario(scen_path, cell_size_m=cell_size_m)[:agents]
+    world = load_movingai_map(scen_path.parent / tasks[0].map_name, cell_size_m=cell_size_m)
+    x_min, y_min, x_max, y_max = world.bounds_m
+    grown = world.obstacle_union.buffer(radius_m * 0.999, quad_segs=2)
+    free = shapely.box(x_min + radius_m, y_min + radius_m, x_max - radius_m,
+                       y_max - radius_m).difference(grown)
+    shapely.prepare(free)
+    corners = []
+    for polygon in getattr(free, 'geoms', [free]):
+        for ring in (polygon.exterior, *polygon.interiors):
+            corners.extend(np.asarray(ring.coords)[:-1])
+    corners = np.unique(np.round(np.asarray(corners), 9), axis=0)
+    ends = np.array([task.start_xy_m for task in tasks] + [task.goal_xy_m for task in tasks])
+    nodes = np.vstack([corners, ends])
+    rows, cols, weights = [], [], []
+    for index in range(len(nodes) - 1):
+        others = np.arange(index + 1, len(nodes))
+        segments = shapely.linestrings(np.stack(
+            [np.repeat(nodes[index:index + 1], len(others), axis=0), nodes[others]], axis=1))
+        visible = others[shapely.covers(free, segments)]
+        rows.extend([index] * len(visible))
+        cols.extend(visible)
+        weights.extend(np.linalg.norm(nodes[visible] - nodes[index], axis=1))
+    graph = csr_matrix((weights, (rows, cols)), shape=(len(nodes), len(nodes)))
+    first_start = len(corners)
+    distances = dijkstra(graph, directed=False,
+                         indices=list(range(first_start, first_start + agents)))
+    lengths_m = np.array([distances[k, first_start + agents + k] for k in range(agents)])
+    ramp_m = max_speed_mps ** 2 / max_accel_mps2
+    times_s = np.where(lengths_m >= ramp_m,
+                       lengths_m / max_speed_mps + max_speed_mps / max_accel_mps2,
+                       2.0 * np.sqrt(lengths_m / max_accel_mps2))
+    return {'radius_m': radius_m, 'path_length_m': round(float(lengths_m.sum()), 3),
+            'sum_of_costs_s': round(float(times_s.sum()), 3),
+            'sum_of_costs_full_speed_s': round(float(lengths_m.sum() / max_speed_mps), 3)}
+
+
 def simulate(scen_path: Path, agents: int, *, mode: str, cell_size_m: float, seed: int,
              step_s: float, out_dir: Path) -> dict:
     """Run one fleet simulation and return the benchmark figures from its metrics."""
@@ -97,7 +152,7 @@ def simulate(scen_path: Path, agents: int, *, mode: str, cell_size_m: float, see
     }
 
 
-@click.command()
+@click.command(context_settings={'help_option_names': ['-h', '--help']})
 @click.option('--json', 'json_path', type=click.Path(dir_okay=False, path_type=Path),
               required=True, help='Where to write the results.')
 @click.option('--agents', default='8,32,64', show_default=True,
@@ -126,7 +181,9 @@ def main(json_path, agents, modes, multi_process_max_agents, scen_path, cell_siz
     counts = [int(value) for value in agents.split(',') if value]
     mode_list = [value for value in modes.split(',') if value]
     out_root = Path(out_root or tempfile.mkdtemp(prefix='mapl-bench-fleet-'))
-    max_speed_mps = 2.0  # the movingai_scenario default
+    max_speed_mps = 2.0  # the movingai_scenario defaults
+    max_accel_mps2 = 1.5
+    radius_m = 0.3 * cell_size_m
     report = {'benchmark': 'fleet', 'scen': scen_path.name, 'cell_size_m': cell_size_m,
               'step_s': step_s,
               'max_speed_mps': max_speed_mps, 'seed': seed,
@@ -138,14 +195,21 @@ def main(json_path, agents, modes, multi_process_max_agents, scen_path, cell_siz
         instance = {'agents': count, 'runs': [],
                     'grid': grid_baselines(scen_path, count, cell_size_m=cell_size_m,
                                            max_speed_mps=max_speed_mps,
-                                           time_limit_s=grid_time_limit_s)}
+                                           time_limit_s=grid_time_limit_s),
+                    'lower_bound': any_angle_lower_bound(
+                        scen_path, count, cell_size_m=cell_size_m, radius_m=radius_m,
+                        max_speed_mps=max_speed_mps, max_accel_mps2=max_accel_mps2)}
+        solved = [item['sum_of_costs_s'] for item in instance['grid'].values()
+                  if item.get('solved')]
+        if solved:
+            instance['lower_bound']['vs_best_grid'] = round(
+                instance['lower_bound']['sum_of_costs_s'] / min(solved), 3)
+        click.echo(json.dumps({'agents': count, 'lower_bound': instance['lower_bound']}))
         for mode in mode_list:
             if mode == 'multi-process' and count > multi_process_max_agents:
                 continue
             run = simulate(scen_path, count, mode=mode, cell_size_m=cell_size_m, seed=seed,
                            step_s=step_s, out_dir=out_root / f'{mode}-{count}')
-            solved = [item['sum_of_costs_s'] for item in instance['grid'].values()
-                      if item.get('solved')]
             if run['sum_of_costs_s'] is not None and solved:
                 run['sum_of_costs_vs_best_grid'] = round(run['sum_of_costs_s'] / min(solved), 3)
             instance['runs'].append(run)
