@@ -82,6 +82,10 @@ class RttEstimator:
     """
 
     MAX_BACKOFF = 16
+    # RFC 6298 adds four mean deviations to the smoothed round trip. Two retry a lost message
+    # sooner: in the mesh benchmark with 10% loss p99 fell from about 105 ms to about 85 ms,
+    # at the cost of about 25% more retransmissions, some of them not needed.
+    DEVIATION_FACTOR = 2.0
     # The default latency bound: a lost message is retried within it even when round trips
     # vary widely on a loaded host, which would otherwise stretch the timeout to 0.5 s.
     MAX_RTO_S = 0.1
@@ -128,7 +132,8 @@ class RttEstimator:
             if self.backoff == 1:
                 return None
             return min(self.initial_rto_s * self.backoff, self.MAX_RTO_S)
-        return min((self.srtt_s + 4.0 * self.rttvar_s) * self.backoff, self.MAX_RTO_S)
+        return min((self.srtt_s + self.DEVIATION_FACTOR * self.rttvar_s) * self.backoff,
+                   self.MAX_RTO_S)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,7 +110,7 @@ def test_rtt_estimator_backs_off_before_the_first_sample():
     assert estimator.rto_s == pytest.approx(0.005 * RttEstimator.MAX_BACKOFF)
     estimator.add_sample(0.004)
     assert estimator.backoff == 1
-    assert estimator.rto_s == pytest.approx(0.004 + 4 * 0.002)
+    assert estimator.rto_s == pytest.approx(0.004 + RttEstimator.DEVIATION_FACTOR * 0.002)
 
 
 def test_breaker_opens_probes_and_closes():
