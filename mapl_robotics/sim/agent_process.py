@@ -1,12 +1,13 @@
 """Entry point of one robot's agent process in multi-process simulation.
 
-``python -m mapl_robotics.sim.agent_process CONFIG.json`` loads the fleet spec, attaches to the
-simulator's shared clock (fleet time), opens a ledger client to the Raft cluster and a mesh
-node, registers the robot, reports ``ready`` to the simulator over the mesh, and then steps its
-:class:`~mapl_robotics.coordination.agent.RobotAgent` on the wall clock until SIGTERM. Every
-change of the agent's committed plan (new fencing token or status) goes to the simulator as a
-``plan`` message, and the simulated robot tracks that plan. ``stats`` messages carry timing
-samples. The config file holds secret keys, so the runner writes it readable by its owner only.
+``python -m mapl_robotics.sim.agent_process -`` reads its JSON config from stdin, loads the
+fleet spec, attaches to the simulator's shared clock (fleet time), opens a ledger client to the
+Raft cluster and a mesh node, registers the robot, reports ``ready`` to the simulator over the
+mesh, and then steps its :class:`~mapl_robotics.coordination.agent.RobotAgent` on the wall
+clock until SIGTERM. Every change of the agent's committed plan (new fencing token or status)
+goes to the simulator as a ``plan`` message, and the simulated robot tracks that plan.
+``stats`` messages carry timing samples. The config contains secret keys, so the simulator passes it through the stdin pipe and
+never writes it to disk. A file path in place of ``-`` also works, for runs by hand.
 
 A partition fault arrives as a ``partition`` message naming the ledger client addresses this
 process may still reach; :class:`_SwitchableTransport` drops requests to every other node until
@@ -205,9 +206,12 @@ def _send_stats(reporter: _Reporter, agent, stats: AgentStats) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print('usage: python -m mapl_robotics.sim.agent_process CONFIG.json', file=sys.stderr)
+        print('usage: python -m mapl_robotics.sim.agent_process CONFIG.json|-', file=sys.stderr)
         return 2
-    config = json.loads(Path(argv[0]).read_text(encoding='utf-8'))
+    if argv[0] == '-':
+        config = json.loads(sys.stdin.read())
+    else:
+        config = json.loads(Path(argv[0]).read_text(encoding='utf-8'))
     logging.basicConfig(level=getattr(logging, config.get('log_level', 'WARNING').upper()),
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     return run(config)

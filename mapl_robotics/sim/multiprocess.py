@@ -5,16 +5,17 @@ The simulator process owns fleet time. It publishes the time through a
 plan against real time and real mesh deadlines. Each agent process
 (:mod:`mapl_robotics.sim.agent_process`) talks to the ledger cluster (node processes started by
 :class:`~mapl_robotics.coordination.LocalCluster`) and reports its committed plans to the
-simulator's mesh node over CurveZMQ. Faults act on the real processes: SIGKILL for the ledger
-leader or an agent, Raft traffic blocking for partitions, and the mesh fault layer for
-message loss.
+simulator's mesh node over CurveZMQ. Each agent process reads its config, secret keys
+included, from its stdin pipe, so no key is written to disk. Faults act on the real processes:
+SIGKILL for the ledger leader or an agent, Raft traffic blocking for partitions, and the mesh
+fault layer for message loss.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import queue
 import shutil
 import signal
@@ -60,6 +61,7 @@ class MultiProcessFleet:
         self.log_level = log_level
         self.keep_ledger = keep_ledger
         self._temporary_journals: Path | None = None
+        self._clock_dir: Path | None = None
         self.robot_ids = list(self.spec.robot_ids)
         self.dead: set[str] = set()
         self.statuses = {robot_id: 'registering' for robot_id in self.robot_ids}
@@ -89,9 +91,11 @@ class MultiProcessFleet:
         """Start the ledger cluster, the mesh and every agent; return once all registered."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # A ledger journal left by an earlier run in the same folder would hold robots
-        # registered with other keys, so every run starts from empty folders.
+        # registered with other keys, so every run starts from empty folders. Older versions
+        # left agent configs with secret keys in 'agents' and the shared clock in 'clock.bin'.
         for folder in ('ledger', 'agents', 'logs'):
             shutil.rmtree(self.out_dir / folder, ignore_errors=True)
+        (self.out_dir / 'clock.bin').unlink(missing_ok=True)
         consensus = self.spec.consensus
         extra = ['--clearance-m', str(self.spec.planner.clearance_m)]
         # Raft timing the scenario sets explicitly goes to the nodes; the rest keeps the
@@ -113,7 +117,10 @@ class MultiProcessFleet:
         self.cluster.start_all()
         leader = self._wait_for_leader(timeout_s=60.0)
         _LOG.info('ledger cluster of %d nodes up, leader ledger_%d', size, leader)
-        self.clock = SharedClock.create(self.out_dir / 'clock.bin', t_start_s=0.0)
+        # Only this run's processes read the clock, so it lives in a private temporary folder
+        # that close() removes.
+        self._clock_dir = Path(tempfile.mkdtemp(prefix='mapl-clock-'))
+        self.clock = SharedClock.create(self._clock_dir / 'clock.bin', t_start_s=0.0)
         self._start_mesh_and_agents()
         self._wait_ready()
         self.pacer.start(0.0)
@@ -151,9 +158,7 @@ class MultiProcessFleet:
             faults=FaultConfig(drop_p=self.message_loss), fault_seed=seed,
             default_deadline_s=deadline_s)).start()
         self.node.subscribe(self._inbox.put)
-        config_dir = self.out_dir / 'agents'
         log_dir = self.out_dir / 'logs'
-        config_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
         # The runner wrote the validated spec there; agents load exactly what the simulator
         # runs, also for scenarios built from a MovingAI .scen file.
@@ -176,14 +181,12 @@ class MultiProcessFleet:
                 'max_duration_s': self.scenario.time_limit_s + _STARTUP_TIMEOUT_S,
                 'log_level': self.log_level,
             }
-            path = config_dir / f'{robot_id}.json'
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, 'w', encoding='utf-8') as stream:
-                json.dump(config, stream)
             with open(log_dir / f'{robot_id}.log', 'ab') as log:
-                self.processes[robot_id] = subprocess.Popen(
-                    [sys.executable, '-m', 'mapl_robotics.sim.agent_process', str(path)],
-                    stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                process = subprocess.Popen(
+                    [sys.executable, '-m', 'mapl_robotics.sim.agent_process', '-'],
+                    stdout=log, stderr=log, stdin=subprocess.PIPE)
+            self.processes[robot_id] = process
+            _send_config(process, config)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
@@ -412,7 +415,23 @@ class MultiProcessFleet:
                 self.clock.close()
                 self.clock = None
         finally:
+            if self._clock_dir is not None:
+                shutil.rmtree(self._clock_dir, ignore_errors=True)
+                self._clock_dir = None
             if self._temporary_journals is not None:
                 shutil.rmtree(self._temporary_journals, ignore_errors=True)
                 _LOG.debug('removed the ledger journals in %s', self._temporary_journals)
                 self._temporary_journals = None
+
+
+def _send_config(process: subprocess.Popen, config: Mapping) -> None:
+    """Write ``config`` to the agent's stdin and close it, so the agent reads it to the end."""
+    try:
+        process.stdin.write(json.dumps(config).encode('utf-8'))
+        process.stdin.flush()
+    except BrokenPipeError:
+        # The agent exited before it read its config; _wait_ready reports the exit status.
+        _LOG.debug('agent process %s exited before it read its config', process.pid)
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -10,12 +12,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+import zmq
 
 from mapl_robotics.errors import SimulationError
 from mapl_robotics.sim.multiprocess import MultiProcessFleet
 from mapl_robotics.sim.scenario import load_scenario_file
 
 MAPL = Path(sys.executable).with_name('mapl')
+
+# A CurveZMQ key in Z85 text is 40 characters of this alphabet.
+_Z85_RUN = re.compile(rb'[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40,}')
 
 
 def _short_scenario(folder: Path) -> Path:
@@ -104,3 +110,61 @@ def test_failed_start_removes_journals(tmp_path, monkeypatch):
         fleet.close()
     assert list(temp_dir.glob('mapl-ledger-*')) == []
     assert (out_dir / 'logs' / 'ledger_0.log').is_file()
+
+
+@pytest.mark.timeout(300)
+def test_run_leaves_only_results(info_run):
+    result, out_dir, temp_dir = info_run
+    assert 'Traceback' not in result.stderr
+    assert sorted(path.name for path in out_dir.iterdir()) == [
+        'logs', 'metrics.json', 'scenario.json', 'trajectories.png']
+    assert list(temp_dir.glob('mapl-clock-*')) == []
+
+
+def _curve_keys_in(path: Path, keyring) -> list[str]:
+    """Return the node ids whose CurveZMQ secret key appears anywhere in ``path``."""
+    found = []
+    for run in _Z85_RUN.finditer(path.read_bytes()):
+        text = run.group()
+        for start in range(len(text) - 39):
+            node_id = keyring.node_for_key(zmq.curve_public(text[start:start + 40]))
+            if node_id is not None:
+                found.append(node_id)
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_run_leaves_no_secret_keys(tmp_path, monkeypatch):
+    temp_dir = tmp_path / 'tmp'
+    temp_dir.mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(temp_dir))
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+
+    scenario = load_scenario_file('corridor_swap')
+    # The agent processes load the spec that run_scenario writes here.
+    (out_dir / 'scenario.json').write_text(
+        json.dumps(scenario.spec.model_dump(mode='json', by_alias=True)), encoding='utf-8')
+    fleet = MultiProcessFleet(scenario, out_dir=out_dir)
+    try:
+        fleet.start()
+        keyring = fleet.node.config.keyring
+        for step in range(1, 21):
+            fleet.advance(step * 0.05)
+            fleet.step(step * 0.05)
+        assert fleet.crashed == {}
+        fleet.stop_agents()
+    finally:
+        fleet.close()
+
+    files = [path for path in out_dir.rglob('*') if path.is_file()]
+    assert (out_dir / 'logs' / 'west.log') in files
+    for path in files:
+        assert _curve_keys_in(path, keyring) == [], path
+        text = path.read_text(errors='replace')
+        assert 'secret_key' not in text, path
+        assert 'private_key' not in text, path
+
+    assert not (out_dir / 'agents').exists()
+    assert not (out_dir / 'clock.bin').exists()
+    assert list(temp_dir.iterdir()) == []
