@@ -8,12 +8,12 @@ predictions say.
 from __future__ import annotations
 
 import numpy as np
-import pybullet
 
 from mapl_robotics.geometry.obstacles import MovingObstacle
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.resources import bundled_path
 from mapl_robotics.sim.controllers import TrajectoryReference
+from mapl_robotics.sim.quiet_pybullet import pybullet
 from mapl_robotics.sim.world import MOVING_GROUP, ROBOT_GROUP, BodyInfo, SimWorld
 
 __all__ = ['MovingObstacleBody', 'OBSTACLE_URDF']

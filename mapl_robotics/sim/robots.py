@@ -18,10 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pybullet
 
 from mapl_robotics.errors import SimulationError
 from mapl_robotics.resources import bundled_path
+from mapl_robotics.sim.quiet_pybullet import pybullet
 
 __all__ = ['DriveLimits', 'DiffDriveState', 'DiffDriveRobot', 'ROBOT_URDF', 'wrap_angle']
 

@@ -18,12 +18,12 @@ import logging
 import math
 
 import numpy as np
-import pybullet
 import shapely
 from shapely.geometry import Polygon
 
 from mapl_robotics.errors import SimulationError
 from mapl_robotics.geometry.world import World
+from mapl_robotics.sim.quiet_pybullet import pybullet
 
 __all__ = ['SimWorld', 'BodyInfo', 'ROBOT_GROUP', 'STATIC_GROUP', 'MOVING_GROUP']
 
