@@ -42,6 +42,34 @@ from mapl_robotics.mesh.schema import MAX_KIND_BYTES, Message, Priority, encode_
 __all__ = ['MeshNode']
 
 _log = logging.getLogger(__name__)
+# The engine logs peer state changes as 'peer %s is %s': INFO when a peer comes alive, WARNING
+# when it goes dead. NOTE: the filter below matches that text, and
+# tests/mesh/test_mesh_peer_loss.py fails if the engine changes it.
+_ENGINE_LOG = logging.getLogger('mapl_robotics.mesh.engine')
+_PEER_STATE_FORMAT = 'peer %s is %s'
+
+
+class _ExpectedPeerLossFilter(logging.Filter):
+    """Demote one node's peer state lines to DEBUG while its peers stop on purpose."""
+
+    def __init__(self, node: 'MeshNode') -> None:
+        super().__init__()
+        self.node = node
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # The engine logs from the node's I/O thread, which tells this node's lines apart.
+        thread = self.node._thread
+        if thread is None or record.thread != thread.ident:
+            return True
+        if not str(record.msg).startswith(_PEER_STATE_FORMAT):
+            return True
+        # The logger checked the original level before this filter ran, so the demoted line
+        # is dropped here unless DEBUG is enabled.
+        if not _ENGINE_LOG.isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno = logging.DEBUG
+        record.levelname = logging.getLevelName(logging.DEBUG)
+        return True
 
 
 class MeshNode:
@@ -70,6 +98,7 @@ class MeshNode:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._batch = threading.local()
+        self._peer_loss_filter: _ExpectedPeerLossFilter | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -117,6 +146,7 @@ class MeshNode:
             if self._thread.is_alive():
                 _log.error('mesh node %s I/O thread did not stop within %.1f s',
                            self.config.node_id, timeout_s)
+        self.expect_peer_loss(False)
         self.audit.close()
 
     def __enter__(self) -> 'MeshNode':
@@ -148,6 +178,20 @@ class MeshNode:
     def is_alive(self, peer_id: str) -> bool:
         """Return whether ``peer_id`` was heard from within the heartbeat timeout."""
         return self._engine.liveness.is_alive(peer_id)
+
+    def expect_peer_loss(self, expected: bool = True) -> None:
+        """Log this node's peer up and down events at DEBUG while ``expected`` is true.
+
+        Call it before stopping the peers on purpose (a fleet shutting down, or peers not
+        started yet), so that their missed heartbeats do not log WARNING lines. Metrics and
+        :meth:`on_peer_state` handlers still see every event.
+        """
+        if expected and self._peer_loss_filter is None:
+            self._peer_loss_filter = _ExpectedPeerLossFilter(self)
+            _ENGINE_LOG.addFilter(self._peer_loss_filter)
+        elif not expected and self._peer_loss_filter is not None:
+            _ENGINE_LOG.removeFilter(self._peer_loss_filter)
+            self._peer_loss_filter = None
 
     def wait_for_peers(self, peer_ids: Iterable[str] | None = None, *,
                        timeout_s: float = 10.0) -> bool:

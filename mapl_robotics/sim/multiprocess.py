@@ -157,6 +157,8 @@ class MultiProcessFleet:
             security='curve', keypair=keys[SIM_NODE_ID], keyring=keyring,
             faults=FaultConfig(drop_p=self.message_loss), fault_seed=seed,
             default_deadline_s=deadline_s)).start()
+        # The agent processes start below, so until they register their silence is expected.
+        self.node.expect_peer_loss()
         self.node.subscribe(self._inbox.put)
         log_dir = self.out_dir / 'logs'
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +204,7 @@ class MultiProcessFleet:
                         f'agent process {robot_id} exited with status {process.returncode} '
                         f'during start-up; see {self.out_dir / "logs" / (robot_id + ".log")}')
             self._drain(timeout_s=0.05)
+        self.node.expect_peer_loss(False)
         _LOG.info('all %d agents registered', len(self.robot_ids))
 
     # -- messages -------------------------------------------------------------------------------
@@ -385,6 +388,9 @@ class MultiProcessFleet:
 
     def stop_agents(self) -> None:
         """SIGTERM every agent, collect final stats, SIGKILL any that does not exit."""
+        if self.node is not None:
+            # The mesh node stays open for the final stats while the agents stop on purpose.
+            self.node.expect_peer_loss()
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -113,6 +113,19 @@ def test_failed_start_removes_journals(tmp_path, monkeypatch):
 
 
 @pytest.mark.timeout(300)
+def test_shutdown_logs_no_peer_warnings(info_run):
+    result, _, _ = info_run
+    assert 'Traceback' not in result.stderr
+    # The agents stop on purpose at the end of the run and start after the simulator's mesh
+    # node, so their silence is logged at DEBUG, which --log-level info hides.
+    assert 'dead (missed heartbeats)' not in result.stderr
+    assert 'WARNING mapl_robotics.mesh' not in result.stderr
+    assert 'pybullet build time' not in result.stderr
+    assert 'pybullet build time' not in result.stdout
+    assert 'result ' in result.stdout
+
+
+@pytest.mark.timeout(300)
 def test_run_leaves_only_results(info_run):
     result, out_dir, temp_dir = info_run
     assert 'Traceback' not in result.stderr
