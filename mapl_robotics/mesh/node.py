@@ -57,7 +57,7 @@ class _ExpectedPeerLossFilter(logging.Filter):
         self.node = node
 
     def filter(self, record: logging.LogRecord) -> bool:
-        # The engine logs from the node's I/O thread, which tells this node's lines apart.
+        # The engine logs peer state changes on the node's I/O thread, so its id marks them.
         thread = self.node._thread
         if thread is None or record.thread != thread.ident:
             return True
