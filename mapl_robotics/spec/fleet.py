@@ -59,8 +59,12 @@ def resolve_path(value: Path, info: ValidationInfo, *, what: str) -> Path:
             bundled = bundled_path(relative)
         except MapFileNotFoundError:
             continue
-        _LOG.info('%s %s does not exist in the spec\'s folder %s; using the bundled %s', what,
-                  path, base_dir, bundled)
+        # A bundled spec naming bundled data by its path from the data root is the normal
+        # case, so only a spec from elsewhere gets an INFO line.
+        level = logging.DEBUG if base_dir.resolve().is_relative_to(
+            share_dir().resolve()) else logging.INFO
+        _LOG.log(level, '%s %s does not exist in the spec\'s folder %s; using the bundled %s',
+                 what, path, base_dir, bundled)
         return bundled.resolve()
     try:
         tried = ', '.join(str(share_dir() / relative) for relative in relatives)

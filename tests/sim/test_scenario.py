@@ -96,6 +96,16 @@ def test_copied_scenario_finds_bundled_map(tmp_path, caplog):
     assert 'maps/four_way.yaml' in fallbacks[0]
 
 
+def test_bundled_scenario_loads_quietly(caplog):
+    # The default scenario names its map by its path from the data root, which logs no INFO.
+    with caplog.at_level(logging.INFO, logger='mapl_robotics.spec.fleet'):
+        scenario = load_scenario_file(DEFAULT_SCENARIO)
+    assert scenario.spec.map.path.is_file()
+    fallbacks = [record.getMessage() for record in caplog.records
+                 if record.levelno >= logging.INFO and 'using the bundled' in record.getMessage()]
+    assert fallbacks == []
+
+
 def test_missing_map_error_names_locations(tmp_path):
     document = yaml.safe_load(load_scenario_file('four_way').source.read_text())
     document['map']['path'] = 'maps/no_such_map.yaml'
