@@ -49,6 +49,8 @@ _log = logging.getLogger(__name__)
 _LANES = tuple(Priority)
 _LANE_NUMBERS = tuple(int(lane) for lane in Priority)
 _MAX_RECEIVE_PER_ITERATION = 512
+_PEER_LOG_INTERVAL_S = 1.0
+_STALE_SESSION_GRACE_S = 1.0
 
 
 @dataclasses.dataclass
@@ -115,6 +117,12 @@ class Engine:
         self._acks: dict[str, tuple[int, set]] = {}
         self._last_heartbeat_s = 0.0
         self._last_expiry_s = 0.0
+        # Peer state lines: when each peer's last line was logged, with which state, and the
+        # latest state not yet logged with the number of changes it stands for.
+        self._peer_logged: dict[str, tuple[float, bool]] = {}
+        self._peer_unlogged: dict[str, tuple[bool, int]] = {}
+        # When a packet of each (sender, lane) stream's session last arrived.
+        self._stream_heard_s: dict[tuple[str, int], float] = {}
         self._heartbeat_echo: dict[str, tuple[float, float]] = {}
         self._last_sent_s: dict[str, float] = {}
         self._last_ack_s: dict[str, float] = {}
@@ -241,6 +249,8 @@ class Engine:
             self._last_expiry_s = now_s
             for peer in self.liveness.expire(now_s):
                 self._peer_state_changed(peer, alive=False)
+            if self._peer_unlogged:
+                self._flush_peer_lines()
 
     def dispose(self) -> None:
         """Release the sockets, context and wake pipe of an engine whose loop never ran."""
@@ -292,13 +302,42 @@ class Engine:
 
     def _peer_state_changed(self, peer: str, *, alive: bool) -> None:
         self.metrics.count('peer_up' if alive else 'peer_down')
-        level = logging.INFO if alive else logging.WARNING
-        self._throttle.log(level, f'peer:{peer}:{alive}', 'peer %s is %s', peer,
-                           'alive' if alive else 'dead (missed heartbeats)')
+        logged = self._peer_logged.get(peer)
+        if logged is not None and time.monotonic() - logged[0] < _PEER_LOG_INTERVAL_S:
+            # At most one line per peer a second; _flush_peer_lines logs the latest state.
+            _, changes = self._peer_unlogged.get(peer, (alive, 0))
+            self._peer_unlogged[peer] = (alive, changes + 1)
+        else:
+            self._log_peer_state(peer, alive, 0)
         try:
             self._on_peer_state(peer, alive)
         except Exception:  # noqa: BLE001 - an application callback must not stop the loop
             _log.exception('peer state callback raised for peer %s', peer)
+
+    def _log_peer_state(self, peer: str, alive: bool, changes: int) -> None:
+        self._peer_logged[peer] = (time.monotonic(), alive)
+        level = logging.INFO if alive else logging.WARNING
+        state = 'alive' if alive else 'dead (missed heartbeats)'
+        if changes > 1:
+            _log.log(level, 'peer %s is %s (%d state changes since the last line)', peer, state,
+                     changes)
+        else:
+            _log.log(level, 'peer %s is %s', peer, state)
+
+    def _flush_peer_lines(self) -> None:
+        """Log the latest state of peers whose changes were held back, once their second is up.
+
+        Without this a peer that went dead and came back within the second would be left
+        logged as dead.
+        """
+        now_s = time.monotonic()
+        for peer, (alive, changes) in list(self._peer_unlogged.items()):
+            logged_s, logged_alive = self._peer_logged[peer]
+            if now_s - logged_s < _PEER_LOG_INTERVAL_S:
+                continue
+            del self._peer_unlogged[peer]
+            if alive != logged_alive:
+                self._log_peer_state(peer, alive, changes)
 
     # ---------------------------------------------------------------------- sending
 
@@ -536,34 +575,55 @@ class Engine:
             self.metrics.count('breaker_closed')
             _log.info('circuit breaker for peer %s closed after a probe', sender)
 
-    def _inbound_stream(self, sender: str, session: int, lane: int,
-                        floors: dict[int, int]) -> InboundStream | None:
+    def _inbound_stream(self, sender: str, session: int, lane: int, floors: dict[int, int],
+                        now_s: float) -> InboundStream | None:
         key = (sender, lane)
         stream = self._inbound.get(key)
         if stream is not None and stream.session == session:
+            self._stream_heard_s[key] = now_s
             return stream
         if stream is not None and stream.session > session:
-            self.metrics.count('stale_session_dropped')
-            return None
-        if stream is not None:
+            # Sessions start at the wall clock, so a lower one is either a straggler from
+            # before a restart or a restart whose clock stepped back. Stragglers arrive
+            # within milliseconds, so a lower session after a quiet spell is a restart.
+            quiet_s = now_s - self._stream_heard_s.get(key, now_s)
+            if quiet_s < _STALE_SESSION_GRACE_S:
+                self.metrics.count('stale_session_dropped')
+                self._throttle.log(logging.WARNING, 'stale-session:' + sender,
+                                   'dropped a packet from %s of session %d, older than its '
+                                   'current session %d', sender, session, stream.session)
+                return None
+            _log.warning('peer %s started session %d, lower than its previous session %d, '
+                         'after %.1f s without packets of the old one; its clock may have '
+                         'stepped back. Accepting the new session', sender, session,
+                         stream.session, quiet_s)
+        elif stream is not None:
             _log.info('peer %s restarted (new session); resetting its lane %d stream',
                       sender, lane)
         stream = InboundStream(session=session, floor=floors.get(lane, 1),
                                window=self.config.window)
         self._inbound[key] = stream
+        self._stream_heard_s[key] = now_s
         return stream
 
     def _handle_data(self, packet: DataPacket, now_s: float) -> None:
         self.metrics.count('data_packets_received')
         floors = dict(packet.floors)
         acked: set = self._ack_entry(packet.sender, packet.session)
+        # One stream lookup per lane and packet, so a stale packet is counted once.
+        streams: dict[int, InboundStream | None] = {}
         for lane, floor in packet.floors:
-            stream = self._inbound_stream(packet.sender, packet.session, lane, floors)
+            stream = streams[lane] = self._inbound_stream(packet.sender, packet.session, lane,
+                                                          floors, now_s)
             if stream is not None:
                 self._advance(stream, packet.sender, lane, floor, acked)
         for wire in packet.messages:
             lane = int(wire.priority)
-            stream = self._inbound_stream(packet.sender, packet.session, lane, floors)
+            if lane in streams:
+                stream = streams[lane]
+            else:
+                stream = streams[lane] = self._inbound_stream(packet.sender, packet.session,
+                                                              lane, floors, now_s)
             if stream is None:
                 continue
             try:
@@ -681,9 +741,10 @@ class Engine:
         for lane, floor in packet.floors:
             stream = self._inbound.get((packet.sender, lane))
             if stream is not None and stream.session == packet.session:
+                self._stream_heard_s[(packet.sender, lane)] = now_s
                 self._advance(stream, packet.sender, lane, floor, acked)
             elif stream is None:
-                self._inbound_stream(packet.sender, packet.session, lane, floors)
+                self._inbound_stream(packet.sender, packet.session, lane, floors, now_s)
 
     def _send_heartbeats(self, now_s: float) -> None:
         # Any packet proves liveness to the receiver, so a peer that got data or acks within

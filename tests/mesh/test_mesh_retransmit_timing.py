@@ -1,4 +1,4 @@
-"""Retransmission timing of the mesh engine: which round trips count and when to back off.
+"""Mesh engine rules driven by chosen clock values: retransmission timing, sessions, logs.
 
 The engine runs unstarted here, driven by direct calls with chosen clock values, so that the
 order of sends, losses and acknowledgements is exact. Its sockets are real; the peer's
@@ -8,6 +8,7 @@ endpoint has no listener, so sends are counted as unreachable and nothing arrive
 from __future__ import annotations
 
 import gc
+import logging
 import socket
 from concurrent.futures import Future
 
@@ -15,7 +16,7 @@ import pytest
 
 from mapl_robotics.mesh import MeshConfig, MeshNode, PeerConfig
 from mapl_robotics.mesh.engine import SendCommand
-from mapl_robotics.mesh.schema import AckPacket, Priority
+from mapl_robotics.mesh.schema import AckPacket, DataPacket, Priority, WireMessage
 from mapl_robotics.runtime import freeze_startup_heap
 
 _STATE = int(Priority.STATE)
@@ -62,7 +63,7 @@ def test_round_trip_counts_when_nothing_was_retransmitted(engine):
     assert engine.rtt['b'].srtt_s == pytest.approx(0.004)
 
 
-def test_message_waiting_behind_a_retransmission_gives_no_round_trip(engine):
+def test_waiting_message_gives_no_round_trip(engine):
     # Seq 1 is lost and retransmitted; seq 2 arrives but waits at the receiver until seq 1
     # does, so both are acknowledged together, late. Neither round trip is a network sample.
     lost = _send(engine, 0.0)
@@ -79,7 +80,7 @@ def test_message_waiting_behind_a_retransmission_gives_no_round_trip(engine):
     assert engine.rtt['b'].srtt_s is None
 
 
-def test_timeout_backs_off_only_when_the_peer_acknowledged_nothing_since_the_send(engine):
+def test_backoff_only_for_silent_peer(engine):
     silent = _send(engine, 0.0)
     engine._flush_data(0.0)
     retry_s = engine._outbound[('b', _STATE)].outstanding[1].next_retry_s
@@ -90,7 +91,7 @@ def test_timeout_backs_off_only_when_the_peer_acknowledged_nothing_since_the_sen
     assert silent.result(timeout=0).delivered
     assert engine.rtt['b'].backoff == 2, 'a retransmitted message gives no sample'
 
-    # The peer now answers: a later message sent before an acknowledgement of another one
+    # The peer now acknowledges: a later message sent before an acknowledgement of another one
     # times out, so it or its acknowledgement was lost, and the timeout stays as it is.
     lost = _send(engine, 1.0)
     engine._flush_data(1.0)
@@ -107,10 +108,49 @@ def test_timeout_backs_off_only_when_the_peer_acknowledged_nothing_since_the_sen
     assert engine.rtt['b'].backoff == 1
 
 
-def test_freeze_startup_heap_takes_live_objects_out_of_collection():
+def test_freeze_startup_heap_counts_objects():
     try:
         frozen = freeze_startup_heap()
         assert frozen == gc.get_freeze_count()
         assert frozen > 1000, 'a process with numpy and pyzmq loaded holds many objects'
     finally:
         gc.unfreeze()
+
+
+def _data_packet(session: int, seq: int) -> DataPacket:
+    message = WireMessage(priority=Priority.STATE, seq=seq, kind='state',
+                          deadline_fleet_s=1e9, payload_bytes=b'\x90')
+    return DataPacket(sender='b', session=session, messages=(message,),
+                      floors=((_STATE, seq),))
+
+
+def test_lower_session_accepted_after_quiet(engine, caplog):
+    # A peer whose clock stepped back restarts with a lower session number. Its packets are
+    # dropped as stragglers at first, then accepted once the old session has gone quiet.
+    delivered = []
+    engine._deliver = delivered.append
+    with caplog.at_level(logging.WARNING, logger='mapl_robotics.mesh.engine'):
+        engine._handle_data(_data_packet(2000, 1), 0.0)
+        engine._handle_data(_data_packet(1000, 1), 0.1)
+        dropped_lines = [record.getMessage() for record in caplog.records]
+        engine._handle_data(_data_packet(1000, 1), 1.5)
+    assert [(message.session, message.seq) for message in delivered] == [(2000, 1), (1000, 1)]
+    assert engine.metrics.get('stale_session_dropped') == 1
+    assert any('session 1000, older than its current session 2000' in line
+               for line in dropped_lines)
+    assert any('lower than its previous session 2000' in record.getMessage()
+               for record in caplog.records)
+
+
+def test_peer_state_line_catches_up(engine, caplog):
+    # A peer that goes dead and comes back within a second is logged as alive in the end.
+    with caplog.at_level(logging.INFO, logger='mapl_robotics.mesh.engine'):
+        engine._peer_state_changed('b', alive=False)
+        engine._peer_state_changed('b', alive=True)
+        assert [record.getMessage() for record in caplog.records] == [
+            'peer b is dead (missed heartbeats)']
+        logged_s, alive = engine._peer_logged['b']
+        engine._peer_logged['b'] = (logged_s - 2.0, alive)
+        engine._flush_peer_lines()
+    assert caplog.records[-1].getMessage() == 'peer b is alive'
+    assert caplog.records[-1].levelno == logging.INFO
