@@ -8,7 +8,7 @@ import click
 
 from mapl_robotics.cli import main
 from mapl_robotics.errors import MeshError
-from mapl_robotics.mesh.schema import validate_node_id
+from mapl_robotics.mesh.schema import NODE_ID_FORM, validate_node_id
 from mapl_robotics.mesh.security import FleetKeyring, write_keypair
 
 
@@ -20,7 +20,7 @@ def keys() -> None:
 def _split_ids(values: tuple[str, ...]) -> list[str]:
     ids = [part.strip() for value in values for part in value.split(',') if part.strip()]
     if not ids:
-        raise click.BadParameter('give at least one node id, e.g. --robots r0,r1,r2')
+        raise click.BadParameter('give at least one node id, for example --nodes r0,r1,r2')
     if len(set(ids)) != len(ids):
         raise click.BadParameter(f'node ids must be unique, got {ids}')
     for node_id in ids:
@@ -34,8 +34,10 @@ def _split_ids(values: tuple[str, ...]) -> list[str]:
 @keys.command('generate')
 @click.option('--out', 'out_dir', type=click.Path(file_okay=False, path_type=Path),
               required=True, help='Folder to write NAME.key (public) and NAME.key_secret into.')
-@click.option('--robots', 'robot_ids', multiple=True, required=True,
-              help='Node ids, comma-separated or repeated: --robots r0,r1 --robots ledger_0.')
+@click.option('--nodes', '--robots', 'robot_ids', multiple=True, required=True,
+              help='Ids of the mesh nodes to make keys for, robots and ledger nodes alike, '
+                   'comma-separated or repeated: --nodes r0,r1 --nodes ledger_0. Each id is '
+                   f'{NODE_ID_FORM}. --robots is the older name of this option.')
 @click.option('--force', is_flag=True, help='Overwrite key files that already exist.')
 def generate(out_dir: Path, robot_ids: tuple[str, ...], force: bool) -> None:
     """Write one key pair per node id; the public .key files form the fleet's allowed list.

@@ -18,6 +18,7 @@ from mapl_robotics.mesh.faults import FaultConfig
 from mapl_robotics.mesh.fleet import mesh_config_from_spec
 from mapl_robotics.mesh.loadgen import DeliveryRecorder, LoadSettings, run_load
 from mapl_robotics.mesh.node import MeshNode
+from mapl_robotics.mesh.schema import NODE_ID_FORM, validate_node_id
 from mapl_robotics.mesh.security import FleetKeyring, load_keypair
 from mapl_robotics.runtime import freeze_startup_heap
 from mapl_robotics.spec import load_spec
@@ -53,7 +54,7 @@ class _SkewedClock:
 
 
 @mesh.command('node')
-@click.option('--id', 'node_id', required=True, help='This node\'s id.')
+@click.option('--id', 'node_id', required=True, help=f'This node\'s id: {NODE_ID_FORM}.')
 @click.option('--bind', 'bind_endpoint', default='tcp://127.0.0.1:0', show_default=True,
               help='Endpoint of the inbound ROUTER socket (loopback by default).')
 @click.option('--peer', 'peer_values', multiple=True,
@@ -175,6 +176,8 @@ def _build_config(*, node_id: str, bind_endpoint: str, peers: tuple[PeerConfig, 
                   keys_dir: Path | None, insecure: bool, reference_id: str | None,
                   clock_skew_s: float, heartbeat_s: float, faults: FaultConfig, seed: int,
                   deadline_s: float) -> MeshConfig:
+    # Validate the id before it becomes part of a key file path, so '../x' reads nothing.
+    validate_node_id(node_id)
     keypair = keyring = None
     if not insecure:
         if keys_dir is None:

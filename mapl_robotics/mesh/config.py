@@ -79,6 +79,8 @@ class MeshConfig:
 
     def __post_init__(self) -> None:
         validate_node_id(self.node_id)
+        if self.reference_id is not None:
+            validate_node_id(self.reference_id)
         object.__setattr__(self, 'peers', tuple(self.peers))
         ids = [peer.node_id for peer in self.peers]
         if self.node_id in ids:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 import threading
 from typing import Any, Sequence
 
@@ -29,6 +30,7 @@ __all__ = [
     'SCHEMA_VERSION',
     'MAGIC',
     'MAX_NODE_ID_BYTES',
+    'NODE_ID_FORM',
     'Priority',
     'PacketType',
     'Message',
@@ -46,6 +48,11 @@ __all__ = [
 SCHEMA_VERSION = 1
 MAGIC = b'MAPL'
 MAX_NODE_ID_BYTES = 64
+# Node ids become file names (NAME.key), ZeroMQ routing ids and fields of space-separated log
+# lines, so they exclude path separators, whitespace and a leading dot.
+_NODE_ID_PATTERN = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}' % (MAX_NODE_ID_BYTES - 1))
+NODE_ID_FORM = (f'1 to {MAX_NODE_ID_BYTES} ASCII letters, digits, "_", "-" or ".", not '
+                'starting with "." (for example r0 or ledger_1)')
 MAX_KIND_BYTES = 64
 _PREAMBLE_BYTES = len(MAGIC) + 2
 # Upper bounds on the msgpack framing around each message (kind up to 64 bytes plus numbers)
@@ -148,13 +155,9 @@ Packet = DataPacket | AckPacket | HeartbeatPacket
 
 
 def validate_node_id(node_id: str) -> str:
-    """Return ``node_id`` if it is a usable node id, else raise MessageFormatError."""
-    if not isinstance(node_id, str) or not node_id:
-        raise MessageFormatError(f'node id must be a non-empty string, got {node_id!r}')
-    encoded = node_id.encode('utf-8')
-    if len(encoded) > MAX_NODE_ID_BYTES or not node_id.isprintable():
-        raise MessageFormatError(
-            f'node id {node_id!r} must be printable and at most {MAX_NODE_ID_BYTES} bytes')
+    """Return ``node_id`` if it matches :data:`NODE_ID_FORM`, else raise MessageFormatError."""
+    if not isinstance(node_id, str) or _NODE_ID_PATTERN.fullmatch(node_id) is None:
+        raise MessageFormatError(f'invalid node id {node_id!r}: use {NODE_ID_FORM}')
     return node_id
 
 
@@ -297,7 +300,7 @@ def _expect_float(value: Any, what: str) -> float:
 
 
 def _expect_sender(value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value.encode()) > MAX_NODE_ID_BYTES:
+    if not isinstance(value, str) or _NODE_ID_PATTERN.fullmatch(value) is None:
         raise _FieldError(f'sender must be a node id string, got {value!r}')
     return value
 

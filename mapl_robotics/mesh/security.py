@@ -19,8 +19,9 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from mapl_robotics.errors import MeshConfigError
+from mapl_robotics.errors import MeshConfigError, MessageFormatError
 from mapl_robotics.mesh.audit import AUTH_REJECTED, AuditLog
+from mapl_robotics.mesh.schema import validate_node_id
 
 __all__ = [
     'KeyPair',
@@ -74,8 +75,10 @@ def write_keypair(directory: str | Path, name: str) -> tuple[Path, Path]:
     """Create ``NAME.key`` (public) and ``NAME.key_secret`` in ``directory``.
 
     Uses ``zmq.auth.create_certificates``, whose files the zmq.auth loaders and other ZeroMQ
-    tools read. The secret file is made readable by its owner only.
+    tools read. The secret file is made readable by its owner only. ``name`` must be a valid
+    node id, so the files always land inside ``directory``.
     """
+    validate_node_id(name)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     public_path, secret_path = zmq.auth.create_certificates(str(directory), name)
@@ -117,6 +120,7 @@ class FleetKeyring:
         self._by_node: dict[str, bytes] = {}
         self._by_key: dict[bytes, str] = {}
         for node_id, key in public_keys.items():
+            validate_node_id(node_id)
             key_bytes = _check_z85_key(key, f'public key of {node_id!r}')
             if key_bytes in self._by_key:
                 raise MeshConfigError(f'nodes {self._by_key[key_bytes]!r} and {node_id!r} '
@@ -130,7 +134,14 @@ class FleetKeyring:
         directory = Path(directory)
         if not directory.is_dir():
             raise MeshConfigError(f'key directory {directory} not found')
-        keys = {path.stem: load_public_key(path) for path in sorted(directory.glob('*.key'))}
+        paths = sorted(directory.glob('*.key'))
+        for path in paths:
+            try:
+                validate_node_id(path.stem)
+            except MessageFormatError as error:
+                raise MeshConfigError(f'{error}, in the name of key file {path}. Rename the '
+                                      f'file or remove it from {directory}') from None
+        keys = {path.stem: load_public_key(path) for path in paths}
         if not keys:
             raise MeshConfigError(f'no *.key public key files in {directory}')
         return cls(keys)
