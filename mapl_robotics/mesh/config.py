@@ -16,6 +16,32 @@ from mapl_robotics.mesh.security import FleetKeyring, KeyPair
 
 __all__ = ['PeerConfig', 'MeshConfig']
 
+_MAX_TCP_PORT = 65535
+
+
+def _check_tcp_port(endpoint: str, *, label: str, bind: bool) -> None:
+    """Raise MeshConfigError unless a ``tcp://`` endpoint ends in a port within range.
+
+    libzmq 4.3 keeps only the low 16 bits of the port number, so port 99999 would silently
+    bind 34463 and -5 would bind 65531. A bind may also name port 0 or ``*``, which libzmq
+    replaces with a free ephemeral port. Other transports (ipc, inproc) have no port.
+    """
+    if not endpoint.startswith('tcp://'):
+        return
+    # A connect endpoint may name a source address first: tcp://SOURCE:PORT;HOST:PORT.
+    address = endpoint[len('tcp://'):].rpartition(';')[2]
+    host, separator, port = address.rpartition(':')
+    lowest = 0 if bind else 1
+    valid_range = f'{lowest}-{_MAX_TCP_PORT}' + (' or *' if bind else '')
+    if not separator or not host:
+        raise MeshConfigError(f'{label} {endpoint!r} has no port. Use tcp://HOST:PORT with a '
+                              f'port in {valid_range}, for example tcp://127.0.0.1:7001')
+    if bind and port == '*':
+        return
+    if not (port.isascii() and port.isdigit() and lowest <= int(port) <= _MAX_TCP_PORT):
+        raise MeshConfigError(f'{label} {endpoint!r} has invalid port {port!r}. The port must '
+                              f'be in {valid_range}, for example tcp://127.0.0.1:7001')
+
 
 @dataclasses.dataclass(frozen=True)
 class PeerConfig:
@@ -29,6 +55,7 @@ class PeerConfig:
         if not self.endpoint.startswith(('tcp://', 'ipc://', 'inproc://')):
             raise MeshConfigError(f'peer {self.node_id!r} endpoint {self.endpoint!r} must be '
                                   'a ZeroMQ endpoint such as tcp://127.0.0.1:7001')
+        _check_tcp_port(self.endpoint, label=f'peer {self.node_id!r} endpoint', bind=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +108,8 @@ class MeshConfig:
         validate_node_id(self.node_id)
         if self.reference_id is not None:
             validate_node_id(self.reference_id)
+        _check_tcp_port(self.bind_endpoint, label=f'node {self.node_id!r} bind endpoint',
+                        bind=True)
         object.__setattr__(self, 'peers', tuple(self.peers))
         ids = [peer.node_id for peer in self.peers]
         if self.node_id in ids:
