@@ -86,6 +86,13 @@ def write_keypair(directory: str | Path, name: str) -> tuple[Path, Path]:
     return Path(public_path), Path(secret_path)
 
 
+def _regenerate_hint(path: Path) -> str:
+    """Return the fixes for an unreadable key file: restore it, or make and share a new pair."""
+    return (f'Restore the file from a copy, or make a new pair with `mapl keys generate --out '
+            f'{path.parent} --nodes {path.stem} --force` and copy the new {path.stem}.key to '
+            'every node')
+
+
 def load_keypair(secret_path: str | Path) -> KeyPair:
     """Load a key pair from a ``.key_secret`` certificate file."""
     path = Path(secret_path)
@@ -95,7 +102,8 @@ def load_keypair(secret_path: str | Path) -> KeyPair:
     try:
         public_key, secret_key = zmq.auth.load_certificate(str(path))
     except (ValueError, OSError) as error:
-        raise MeshConfigError(f'cannot read key pair from {path}: {error}') from error
+        raise MeshConfigError(f'cannot read key pair from {path}: {error}. '
+                              f'{_regenerate_hint(path)}') from error
     if secret_key is None:
         raise MeshConfigError(f'{path} contains no secret key; pass the .key_secret file')
     return KeyPair(public_key=public_key, secret_key=secret_key)
@@ -109,7 +117,8 @@ def load_public_key(path: str | Path) -> bytes:
     try:
         public_key, _ = zmq.auth.load_certificate(str(path))
     except (ValueError, OSError) as error:
-        raise MeshConfigError(f'cannot read public key from {path}: {error}') from error
+        raise MeshConfigError(f'cannot read public key from {path}: {error}. '
+                              f'{_regenerate_hint(path)}') from error
     return _check_z85_key(public_key, f'public key in {path}')
 
 

@@ -1,0 +1,51 @@
+"""Unreadable key files: the error names the file and the commands that replace it."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from mapl_robotics.cli import main
+from mapl_robotics.errors import MeshConfigError
+from mapl_robotics.mesh.security import FleetKeyring, load_keypair, write_keypair
+
+
+@pytest.fixture
+def broken_dir(tmp_path):
+    write_keypair(tmp_path, 'a')
+    (tmp_path / 'b.key').write_text('not a certificate\n', encoding='utf-8')
+    (tmp_path / 'b.key_secret').write_text('not a certificate\n', encoding='utf-8')
+    return tmp_path
+
+
+def test_broken_public_key_hint(broken_dir):
+    with pytest.raises(MeshConfigError) as caught:
+        FleetKeyring.from_directory(broken_dir)
+    message = str(caught.value)
+    assert str(broken_dir / 'b.key') in message
+    assert f'mapl keys generate --out {broken_dir} --nodes b --force' in message
+    assert 'copy the new b.key to every node' in message
+
+
+def test_broken_secret_key_hint(broken_dir):
+    with pytest.raises(MeshConfigError) as caught:
+        load_keypair(broken_dir / 'b.key_secret')
+    message = str(caught.value)
+    assert str(broken_dir / 'b.key_secret') in message
+    assert f'mapl keys generate --out {broken_dir} --nodes b --force' in message
+
+
+def test_keys_list_broken_file(broken_dir):
+    result = CliRunner().invoke(main, ['keys', 'list', str(broken_dir)])
+    assert result.exit_code == 1
+    assert 'b.key' in result.output
+    assert '--nodes b --force' in result.output
+
+
+def test_regenerated_pair_loads(broken_dir):
+    result = CliRunner().invoke(main, ['keys', 'generate', '--out', str(broken_dir),
+                                       '--nodes', 'b', '--force'])
+    assert result.exit_code == 0, result.output
+    keyring = FleetKeyring.from_directory(broken_dir)
+    pair = load_keypair(broken_dir / 'b.key_secret')
+    assert keyring.node_for_key(pair.public_key) == 'b'
