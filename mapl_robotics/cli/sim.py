@@ -16,6 +16,7 @@ import click
 
 from mapl_robotics.cli import main
 from mapl_robotics.errors import MaplError
+from mapl_robotics.sim.termination import SimulationTerminated
 
 __all__ = ['sim', 'format_summary']
 
@@ -149,6 +150,11 @@ def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, keep_ledger, in_
             progress=not no_progress, gif=gif, log_level=log_level, keep_ledger=keep_ledger))
     except MaplError as error:
         raise click.ClickException(str(error)) from None
+    except SimulationTerminated as terminated:
+        # run_scenario has stopped the agents and ledger nodes and removed its temporary
+        # folders. The exit status is 128 plus the signal number, as shells report a signal.
+        click.echo(f'mapl sim: {terminated}; stopped the agents and ledger nodes', err=True)
+        raise SystemExit(128 + terminated.signal_number) from None
     click.echo(format_summary(result.metrics))
     for path in result.files:
         click.echo(f'wrote {path}')

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = ['FleetSimulation', 'RobotSetup', 'RunOptions', 'RunResult', 'Scenario',
-           'load_scenario_file', 'movingai_scenario', 'run_scenario']
+           'SimulationTerminated', 'load_scenario_file', 'movingai_scenario', 'run_scenario']
 
 _LOCATIONS = {
     'FleetSimulation': 'mapl_robotics.sim.engine',
@@ -25,6 +25,7 @@ _LOCATIONS = {
     'RunResult': 'mapl_robotics.sim.runner',
     'run_scenario': 'mapl_robotics.sim.runner',
     'Scenario': 'mapl_robotics.sim.scenario',
+    'SimulationTerminated': 'mapl_robotics.sim.termination',
     'load_scenario_file': 'mapl_robotics.sim.scenario',
     'movingai_scenario': 'mapl_robotics.sim.scenario',
 }

@@ -30,6 +30,7 @@ from mapl_robotics.errors import ScenarioError
 from mapl_robotics.sim.engine import FleetSimulation
 from mapl_robotics.sim.metrics import build_metrics, check_ledger_history, write_metrics
 from mapl_robotics.sim.scenario import Scenario
+from mapl_robotics.sim.termination import SigtermGuard
 from mapl_robotics.spec import (KillAgentFault, KillLeaderFault, MessageLossFault,
                                 PartitionFault)
 
@@ -164,20 +165,25 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
                           moving_obstacles=scenario.moving_obstacles, step_s=scenario.step_s,
                           time_limit_s=scenario.time_limit_s)
     fleet = None
-    try:
-        fleet = _make_fleet(scenario, options)
-        fleet.start()
-        wall_started = time.monotonic()
-        outcome = _loop(sim, fleet, schedule, scenario, options)
-        wall_time_s = time.monotonic() - wall_started
-        fleet.stop_agents()
-        history = check_ledger_history(fleet.history(), clearance_m=spec.planner.clearance_m)
-        metrics = _metrics(sim, fleet, schedule, scenario, options, history, outcome,
-                           wall_time_s)
-    finally:
-        if fleet is not None:
-            fleet.close()
-        sim.close()
+    # SIGTERM (kill, timeout, CI limits, docker stop) unwinds through the same clean-up as
+    # Ctrl-C, so no agent or ledger node process outlives the run.
+    with SigtermGuard() as sigterm:
+        try:
+            fleet = _make_fleet(scenario, options)
+            fleet.start()
+            wall_started = time.monotonic()
+            outcome = _loop(sim, fleet, schedule, scenario, options)
+            wall_time_s = time.monotonic() - wall_started
+            fleet.stop_agents()
+            history = check_ledger_history(fleet.history(),
+                                           clearance_m=spec.planner.clearance_m)
+            metrics = _metrics(sim, fleet, schedule, scenario, options, history, outcome,
+                               wall_time_s)
+        finally:
+            with sigterm.deferred():
+                if fleet is not None:
+                    fleet.close()
+                sim.close()
     if fleet.crashed:
         # An agent that died on its own is a failure of the run, not a scripted fault.
         metrics['success'] = False
