@@ -4,10 +4,11 @@
 fleet spec, attaches to the simulator's shared clock (fleet time), opens a ledger client to the
 Raft cluster and a mesh node, registers the robot, reports ``ready`` to the simulator over the
 mesh, and then steps its :class:`~mapl_robotics.coordination.agent.RobotAgent` on the wall
-clock until SIGTERM. Every change of the agent's committed plan (new fencing token or status)
-goes to the simulator as a ``plan`` message, and the simulated robot tracks that plan.
-``stats`` messages carry timing samples. The config contains secret keys, so the simulator passes it through the stdin pipe and
-never writes it to disk. A file path in place of ``-`` also works, for runs by hand.
+clock until SIGTERM, or until the simulator process that started it is gone. Every change of
+the agent's committed plan (new fencing token or status) goes to the simulator as a ``plan``
+message, and the simulated robot tracks that plan. ``stats`` messages carry timing samples.
+The config contains secret keys, so the simulator passes it through the stdin pipe and never
+writes it to disk. A file path in place of ``-`` also works, for runs by hand.
 
 A partition fault arrives as a ``partition`` message naming the ledger client addresses this
 process may still reach; :class:`_SwitchableTransport` drops requests to every other node until
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,6 +42,10 @@ _LOG = logging.getLogger(__name__)
 SIM_NODE_ID = 'sim'
 _STATS_PERIOD_S = 1.0
 _READY_RETRY_S = 0.5
+_PARENT_CHECK_PERIOD_S = 0.2
+# After the simulator is gone, the main thread gets this long to close its sockets and exit
+# before the process ends without clean-up, for example while it is still preparing its planner.
+_ORPHAN_EXIT_TIMEOUT_S = 5.0
 
 
 class _SwitchableTransport(ZmqClientTransport):
@@ -94,6 +100,26 @@ class _Reporter:
         return samples
 
 
+def _watch_parent(parent_pid: int, robot_id: str, stop: threading.Event) -> None:
+    """Set ``stop`` once ``parent_pid`` is no longer this process's parent.
+
+    A simulator killed with SIGKILL cannot stop its agents, and the kernel then re-parents them,
+    so a changed :func:`os.getppid` means that the simulator is gone. The parent id comes from
+    the config rather than from :func:`os.getppid` at start, so a simulator that died before
+    this thread started is noticed too.
+    """
+    while os.getppid() == parent_pid:
+        if stop.wait(_PARENT_CHECK_PERIOD_S):
+            return
+    _LOG.warning('agent %s: simulator process %d is gone; stopping', robot_id, parent_pid)
+    stop.set()
+    time.sleep(_ORPHAN_EXIT_TIMEOUT_S)
+    _LOG.error('agent %s did not stop within %.0f s after its simulator exited; exiting '
+               'without clean-up', robot_id, _ORPHAN_EXIT_TIMEOUT_S)
+    logging.shutdown()
+    os._exit(1)
+
+
 def _plan_message(robot_id: str, step) -> dict:
     return {'robot_id': robot_id, 'status': step.status, 'replans': step.replans,
             'token': step.token.to_list() if step.token is not None else None,
@@ -107,6 +133,9 @@ def run(config: dict) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if config.get('parent_pid') is not None:
+        threading.Thread(target=_watch_parent, args=(int(config['parent_pid']), robot_id, stop),
+                         name='parent-watch', daemon=True).start()
     spec = load_spec(config['spec_path'])
     world = spec.load_world()
     clock = SharedClock.attach(config['clock_path'])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
 import shutil
 import signal
@@ -182,6 +183,8 @@ class MultiProcessFleet:
                 'startup_timeout_s': _STARTUP_TIMEOUT_S,
                 'max_duration_s': self.scenario.time_limit_s + _STARTUP_TIMEOUT_S,
                 'log_level': self.log_level,
+                # The agent stops when this process is gone, even after a SIGKILL.
+                'parent_pid': os.getpid(),
             }
             with open(log_dir / f'{robot_id}.log', 'ab') as log:
                 process = subprocess.Popen(
