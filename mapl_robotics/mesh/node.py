@@ -26,11 +26,11 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 import numpy as np
 
-from mapl_robotics.errors import MeshError, PeerUnknownError
+from mapl_robotics.errors import MeshConfigError, MeshError, PeerUnknownError
 from mapl_robotics.mesh.audit import AuditLog
 from mapl_robotics.mesh.clock import ClockSync
 from mapl_robotics.mesh.config import MeshConfig, PeerConfig
@@ -96,6 +96,7 @@ class MeshNode:
             deliver=self._deliver, on_deadline_missed=self._deadline_missed,
             on_peer_state=self._peer_state)
         self._thread: threading.Thread | None = None
+        self._start_error: MeshConfigError | None = None
         self._closed = False
         self._batch = threading.local()
         self._peer_loss_filter: _ExpectedPeerLossFilter | None = None
@@ -103,20 +104,46 @@ class MeshNode:
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> 'MeshNode':
-        """Bind, connect to the peers and start the I/O thread; return self."""
+        """Bind, connect to the peers and start the I/O thread; return self.
+
+        Raises MeshConfigError when the inbound socket cannot bind, for example to an invalid
+        endpoint, a port in use or an address that is not local. The node is then closed.
+        """
         if self._thread is not None:
             raise MeshError(f'mesh node {self.config.node_id!r} is already started')
         started = threading.Event()
-        self._thread = threading.Thread(target=self._engine.run, args=(started,),
+        self._thread = threading.Thread(target=self._run_engine, args=(started,),
                                         name=f'mesh-{self.config.node_id}', daemon=True)
         self._thread.start()
         started.wait(timeout=10.0)
         if not self._engine.transport.endpoint:
             self._thread.join(timeout=5.0)
-            raise MeshError(f'mesh node {self.config.node_id!r} failed to start; see the log')
+            self._fail_start()
         _log.info('mesh node %s listening on %s (%s)', self.config.node_id, self.endpoint,
                   'CurveZMQ' if self.config.secure else 'no security')
         return self
+
+    def _run_engine(self, started: threading.Event) -> None:
+        """Run the I/O loop, keeping a bind failure for :meth:`start` to raise."""
+        try:
+            self._engine.run(started)
+        except MeshConfigError as error:
+            if self._engine.transport.endpoint:
+                raise
+            # start() raises it on the caller's thread, so no thread traceback is printed.
+            self._start_error = error
+
+    def _fail_start(self) -> NoReturn:
+        if not self._thread.is_alive():
+            # The loop never ran, so the engine's shutdown did not release the sockets.
+            self._engine.dispose()
+            self._closed = True
+            self.audit.close()
+        error = self._start_error
+        if error is None:
+            raise MeshError(f'mesh node {self.config.node_id!r} failed to start; see the log')
+        raise MeshConfigError(f'{error}. Use tcp://HOST:PORT with a local address and a free '
+                              'port, for example tcp://127.0.0.1:7001') from error
 
     @property
     def endpoint(self) -> str:
