@@ -108,6 +108,7 @@ class Engine:
         self.rtt: dict[str, RttEstimator] = {}
         self.liveness = PeerLiveness((), interval_s=config.heartbeat_interval_s,
                                      misses=config.heartbeat_misses)
+        self.transport.ever_heard = self.liveness.ever_heard
         self._outbound: dict[tuple[str, int], OutboundStream] = {}
         self._inbound: dict[tuple[str, int], InboundStream] = {}
         self._send_queue: dict[int, dict[str, list[Pending]]] = {lane: {} for lane in _LANES}

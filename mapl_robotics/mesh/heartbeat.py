@@ -60,5 +60,9 @@ class PeerLiveness:
     def is_alive(self, peer: str) -> bool:
         return self._alive.get(peer, False)
 
+    def ever_heard(self, peer: str) -> bool:
+        """Return whether any packet from ``peer`` arrived since this node started."""
+        return self._last_heard_s.get(peer) is not None
+
     def alive_peers(self) -> list[str]:
         return [peer for peer, alive in self._alive.items() if alive]

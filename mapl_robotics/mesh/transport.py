@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import zmq
 
@@ -75,6 +75,9 @@ class Transport:
         self._routing_ids: dict[str, bytes] = {}
         self._authenticator: FleetAuthenticator | None = None
         self.endpoint = ''
+        # Set by the engine: whether a peer has ever sent anything. A full queue to a peer
+        # that never did means the peer is absent, not slow.
+        self.ever_heard: Callable[[str], bool] = lambda peer_id: True
 
         self.inbound = context.socket(zmq.ROUTER)
         self.outbound = context.socket(zmq.ROUTER)
@@ -179,9 +182,15 @@ class Transport:
                 send(frame, _NOBLOCK_MORE if index < last else _NOBLOCK)
         except zmq.Again:
             self._metrics.count('hwm_drops')
-            self._throttle.log(logging.WARNING, 'hwm:' + peer_id,
-                               'send queue to %s is full (high-water mark); packet dropped, '
-                               'it will be retried', peer_id)
+            if not self.ever_heard(peer_id):
+                self._throttle.log(logging.WARNING, 'absent:' + peer_id,
+                                   'peer %s at %s has sent nothing since this node started '
+                                   '(not running, or unreachable); packets to it are dropped '
+                                   'until it connects', peer_id, self._peers.get(peer_id))
+            else:
+                self._throttle.log(logging.WARNING, 'hwm:' + peer_id,
+                                   'send queue to %s is full (high-water mark); packet '
+                                   'dropped, it will be retried', peer_id)
             return SendStatus.HWM_FULL
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:

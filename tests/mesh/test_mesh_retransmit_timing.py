@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -154,3 +155,24 @@ def test_peer_state_line_catches_up(engine, caplog):
         engine._flush_peer_lines()
     assert caplog.records[-1].getMessage() == 'peer b is alive'
     assert caplog.records[-1].levelno == logging.INFO
+
+
+def test_absent_peer_logged_as_absent(caplog):
+    # A configured peer that never runs: its queue fills with heartbeats, and the log says
+    # that the peer never answered, not that a queue is full.
+    absent = f'tcp://127.0.0.1:{free_port()}'
+    config = MeshConfig(node_id='a', bind_endpoint=f'tcp://127.0.0.1:{free_port()}',
+                        peers=(PeerConfig('c', absent),), security='none', send_hwm=4)
+    node = MeshNode(config)
+    with caplog.at_level(logging.WARNING, logger='mapl_robotics.mesh.transport'):
+        node.start()
+        try:
+            deadline_s = time.monotonic() + 5.0
+            while node.metrics_registry.get('hwm_drops') == 0 and time.monotonic() < deadline_s:
+                time.sleep(0.02)
+        finally:
+            node.close()
+    assert node.metrics_registry.get('hwm_drops') > 0
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(f'peer c at {absent} has sent nothing' in line for line in lines)
+    assert not any('high-water mark' in line for line in lines)
