@@ -279,10 +279,13 @@ def main() -> None:
     parser.add_argument('--deadline-ms', type=float, default=1000.0,
                         help='Message deadline in ms (default 1000, so that slow messages '
                              'are measured rather than failed).')
-    parser.add_argument('--round-trips', type=int, default=5000)
+    parser.add_argument('--round-trips', type=int, default=5000,
+                        help='Raw ZeroMQ round trips for the floor; a fifth as many fan-outs '
+                             '(default 5000).')
     parser.add_argument('--peers', type=int, default=16,
                         help='Peer processes per phase (default 16).')
-    parser.add_argument('--seed', type=int, default=2026)
+    parser.add_argument('--seed', type=int, default=2026,
+                        help='Seed of the fault layers and retry jitter (default 2026).')
     parser.add_argument('--aligned-bursts', action=argparse.BooleanOptionalAction, default=True,
                         help='Also run a no-loss phase whose plan bursts all start within one '
                              'state period (default on).')
