@@ -314,6 +314,8 @@ class MultiProcessFleet:
             return {'type': 'kill_leader', 'at_s': round(now_s, 3), 'effect': 'no leader found'}
         killed_at = time.monotonic()
         self.cluster.kill(leader)
+        # The watch thread fills in the new leader and the failover time once they are known,
+        # and logs them, because the fault line is logged before that.
         event = {'type': 'kill_leader', 'at_s': round(now_s, 3), 'node': f'ledger_{leader}',
                  'effect': 'leader SIGKILLed', 'new_leader': None, 'failover_s': None}
 
@@ -325,6 +327,8 @@ class MultiProcessFleet:
                 return
             event['new_leader'] = f'ledger_{new_leader}'
             event['failover_s'] = round(time.monotonic() - killed_at, 3)
+            _LOG.warning('ledger_%d is the new leader, %.3f s after ledger_%d was killed',
+                         new_leader, event['failover_s'], leader)
 
         threading.Thread(target=watch, name='failover-watch', daemon=True).start()
         return event

@@ -7,6 +7,8 @@ CurveZMQ mesh), because their faults act on real processes and sockets.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mapl_robotics.sim.scenario import load_scenario_file, movingai_scenario
@@ -62,13 +64,17 @@ def test_moving_obstacles_cross_paths(out_dir):
 
 
 @pytest.mark.timeout(600)
-def test_ledger_leader_killed_mid_run(out_dir):
-    metrics = run(load_scenario_file('fault_kill_leader'), out_dir, mode='multi-process')
+def test_ledger_leader_killed_mid_run(out_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger='mapl_robotics.sim.multiprocess'):
+        metrics = run(load_scenario_file('fault_kill_leader'), out_dir, mode='multi-process')
     assert_fleet_safe_and_done(metrics)
     [event] = [e for e in metrics['fault_events'] if e['type'] == 'kill_leader']
     assert event['node'].startswith('ledger_')
     assert event['new_leader'] is not None
     assert event['new_leader'] != event['node']
+    # The fault line is logged before the election, so the outcome gets a line of its own.
+    assert any(f'{event["new_leader"]} is the new leader' in record.getMessage()
+               for record in caplog.records)
 
 
 @pytest.mark.timeout(600)
