@@ -130,6 +130,7 @@ class Engine:
         self._outstanding = 0
         self.iterations = 0
         self.running = True
+        self.setup_error: BaseException | None = None
 
     # ----------------------------------------------------------------- thread interface
 
@@ -168,6 +169,10 @@ class Engine:
                               secure=self.config.secure)
             for peer in self.config.peers:
                 self._add_peer(peer)
+        except BaseException as error:
+            # Kept before ``started`` is set, so that MeshNode.start sees the failure.
+            self.setup_error = error
+            raise
         finally:
             started.set()
         poller = zmq.Poller()

@@ -116,7 +116,7 @@ class MeshNode:
                                         name=f'mesh-{self.config.node_id}', daemon=True)
         self._thread.start()
         started.wait(timeout=10.0)
-        if not self._engine.transport.endpoint:
+        if not self._engine.transport.endpoint or self._engine.setup_error is not None:
             self._thread.join(timeout=5.0)
             self._fail_start()
         _log.info('mesh node %s listening on %s (%s)', self.config.node_id, self.endpoint,
@@ -124,11 +124,11 @@ class MeshNode:
         return self
 
     def _run_engine(self, started: threading.Event) -> None:
-        """Run the I/O loop, keeping a bind failure for :meth:`start` to raise."""
+        """Run the I/O loop, keeping a bind or connect failure for :meth:`start` to raise."""
         try:
             self._engine.run(started)
         except MeshConfigError as error:
-            if self._engine.transport.endpoint:
+            if self._engine.iterations > 0:
                 raise
             # start() raises it on the caller's thread, so no thread traceback is printed.
             self._start_error = error
@@ -142,6 +142,9 @@ class MeshNode:
         error = self._start_error
         if error is None:
             raise MeshError(f'mesh node {self.config.node_id!r} failed to start; see the log')
+        if self._engine.transport.endpoint:
+            raise MeshConfigError(f'{error}. Give each peer as ID=tcp://HOST:PORT with a '
+                                  'reachable host and a port from 1 to 65535') from error
         raise MeshConfigError(f'{error}. Use tcp://HOST:PORT with a local address and a free '
                               'port, for example tcp://127.0.0.1:7001') from error
 

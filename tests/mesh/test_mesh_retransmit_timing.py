@@ -15,6 +15,7 @@ from concurrent.futures import Future
 
 import pytest
 
+from mapl_robotics.errors import MeshConfigError
 from mapl_robotics.mesh import MeshConfig, MeshNode, PeerConfig
 from mapl_robotics.mesh.engine import SendCommand
 from mapl_robotics.mesh.schema import AckPacket, DataPacket, Priority, WireMessage
@@ -176,3 +177,14 @@ def test_absent_peer_logged_as_absent(caplog):
     lines = [record.getMessage() for record in caplog.records]
     assert any(f'peer c at {absent} has sent nothing' in line for line in lines)
     assert not any('high-water mark' in line for line in lines)
+
+
+def test_unusable_peer_endpoint_fails_start():
+    config = MeshConfig(node_id='a', bind_endpoint=f'tcp://127.0.0.1:{free_port()}',
+                        peers=(PeerConfig('b', 'tcp://no such host:7001'),), security='none')
+    node = MeshNode(config)
+    with pytest.raises(MeshConfigError) as raised:
+        node.start()
+    message = str(raised.value)
+    assert "cannot connect to peer 'b' at tcp://no such host:7001" in message
+    assert 'ID=tcp://HOST:PORT' in message
