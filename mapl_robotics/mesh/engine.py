@@ -170,7 +170,7 @@ class Engine:
             for peer in self.config.peers:
                 self._add_peer(peer)
         except BaseException as error:
-            # Kept before ``started`` is set, so that MeshNode.start sees the failure.
+            # Recorded before ``started`` is set, so that MeshNode.start raises it.
             self.setup_error = error
             raise
         finally:

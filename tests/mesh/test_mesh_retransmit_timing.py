@@ -159,8 +159,8 @@ def test_peer_state_line_catches_up(engine, caplog):
 
 
 def test_absent_peer_logged_as_absent(caplog):
-    # A configured peer that never runs: its queue fills with heartbeats, and the log says
-    # that the peer never answered, not that a queue is full.
+    # A configured peer that never runs: its queue fills with heartbeats, and the warning is
+    # about the silent peer, not about a full queue.
     absent = f'tcp://127.0.0.1:{free_port()}'
     config = MeshConfig(node_id='a', bind_endpoint=f'tcp://127.0.0.1:{free_port()}',
                         peers=(PeerConfig('c', absent),), security='none', send_hwm=4)
