@@ -166,6 +166,7 @@ class MultiProcessFleet:
         # The runner wrote the validated spec there; agents load exactly what the simulator
         # runs, also for scenarios built from a MovingAI .scen file.
         spec_path = self.out_dir / 'scenario.json'
+        self._compile_planner()
         for index, robot_id in enumerate(self.robot_ids):
             private_key, _ = generate_key_pair()
             config = {
@@ -192,6 +193,20 @@ class MultiProcessFleet:
                     stdout=log, stderr=log, stdin=subprocess.PIPE)
             self.processes[robot_id] = process
             _send_config(process, config)
+
+    def _compile_planner(self) -> None:
+        """Compile the planner's kernels in this process, once, before any agent starts.
+
+        The agents then load them from numba's cache. Without a filled cache, as on the first
+        run after an install, every agent process would compile the same kernels at the same
+        time on few cores.
+        """
+        from mapl_robotics.planning.rrt import warm_up_compiled
+
+        started_s = time.perf_counter()
+        radius_m = min(robot.radius_m for robot in self.spec.robots)
+        warm_up_compiled(self.scenario.world.checker(radius_m))
+        _LOG.info('planner kernels ready in %.1f s', time.perf_counter() - started_s)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S

@@ -65,6 +65,17 @@ def test_agents_log_at_cli_level(info_run):
 
 
 @pytest.mark.timeout(300)
+def test_kernels_compiled_before_agents_start(info_run):
+    # The simulator compiles the planner once, so the agents load it from numba's cache.
+    result, _, _ = info_run
+    compiled = result.stderr.find('planner kernels ready')
+    registered = result.stderr.find('agents registered')
+    assert compiled != -1
+    assert registered != -1
+    assert compiled < registered
+
+
+@pytest.mark.timeout(300)
 def test_ledger_nodes_log_at_cli_level(info_run):
     _, out_dir, _ = info_run
     node_log = (out_dir / 'logs' / 'ledger_0.log').read_text()
