@@ -33,6 +33,7 @@ __all__ = [
     'LedgerUnavailableError',
     'LedgerRequestError',
     'LedgerConfigError',
+    'ClientBusyError',
     'MeshError',
     'MessageFormatError',
     'MeshConfigError',
@@ -166,6 +167,10 @@ class LedgerRequestError(LedgerError, ValueError):
 
 class LedgerConfigError(LedgerError, ValueError):
     """Ledger settings are inconsistent, for example an election timeout below 3 heartbeats."""
+
+
+class ClientBusyError(LedgerError, RuntimeError):
+    """A ledger client was called from a second thread while a request was in progress."""
 
 
 class MeshError(MaplError):

@@ -7,7 +7,8 @@ returns the stored result for a repeated one, so a request commits at most once 
 it is sent. The transport sits behind :class:`ClientTransport` (ZeroMQ DEALER sockets by
 default), so another transport, such as the mesh, can carry the same messages.
 
-A client is not thread-safe; use it from one thread.
+A client is not thread-safe: use it from one thread at a time. A call made while another
+thread's request is in progress raises :class:`ClientBusyError` instead of sharing the sockets.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import threading
 import time
 from typing import Protocol, Sequence
 
@@ -24,8 +26,8 @@ import zmq
 from mapl_robotics.coordination.ledger_state import CommitRecord, FencingToken
 from mapl_robotics.coordination.protocol import (MAX_REPLY_BYTES, decode, encode,
                                                  public_key_of, sign_request)
-from mapl_robotics.errors import (LedgerError, LedgerRequestError, LedgerUnavailableError,
-                                  NotAuthorizedError)
+from mapl_robotics.errors import (ClientBusyError, LedgerError, LedgerRequestError,
+                                  LedgerUnavailableError, NotAuthorizedError)
 from mapl_robotics.geometry.trajectory import Trajectory
 
 __all__ = ['ClientTransport', 'ZmqClientTransport', 'LedgerClient', 'CommitResult',
@@ -84,7 +86,10 @@ class ZmqClientTransport:
     def receive(self, timeout_s: float) -> tuple[str, bytes, bytes] | None:
         events = self._poller.poll(max(0, int(timeout_s * 1000)))
         for socket, _ in events:
-            frames = socket.recv_multipart()
+            try:
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                continue
             if len(frames) == 2:
                 return self._addresses[socket], frames[0], frames[1]
         return None
@@ -187,6 +192,7 @@ class LedgerClient:
         self._rids = (f'{os.getpid()}-{id(self)}-{n}'.encode() for n in itertools.count())
         self._preferred = 0
         self._view: LedgerView | None = None
+        self._in_use = threading.Lock()
 
     def __enter__(self) -> 'LedgerClient':
         return self
@@ -206,6 +212,18 @@ class LedgerClient:
         A reply ``unavailable`` (no leader, leader changed) moves on to the next node. Raises
         :class:`LedgerUnavailableError` when no final reply arrives within ``timeout_s``.
         """
+        if not self._in_use.acquire(blocking=False):
+            raise ClientBusyError(
+                f'ledger client of {self.robot_id or "an operator"} got {message.get("op")!r} '
+                'while another thread\'s request was in progress; a client serves one thread '
+                'at a time, so give each thread its own LedgerClient')
+        try:
+            return self._request(message, timeout_s=timeout_s, address=address)
+        finally:
+            self._in_use.release()
+
+    def _request(self, message: dict, *, timeout_s: float | None,
+                 address: str | None) -> dict:
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         payload = encode(message)

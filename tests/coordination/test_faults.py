@@ -120,8 +120,10 @@ def test_partition_minority_cannot_commit(make_cluster, make_robot_client, fleet
         cluster.set_blocked(1, [minority])
         assert wait_until(lambda: cluster.leader_index() not in (None, minority),
                           timeout_s=30.0)
+        # The agent's worker thread owns its client, so the test reads with its own client.
+        probe = make_robot_client([cluster.client_addresses[minority]], 'probe', timeout_s=0.5)
         with pytest.raises(LedgerUnavailableError):
-            agent_client.read()
+            probe.read()
         # New goal: the agent must replan, but cannot commit, so it keeps its committed plan.
         agent.set_goal((0.0, 6.0))
         for _ in range(4):
