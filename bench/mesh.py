@@ -34,7 +34,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ import zmq
 from tqdm import tqdm
 
 from mapl_robotics.mesh import write_keypair
+from mapl_robotics.runtime import python_module_command
 
 PAYLOAD = b'\0' * 200
 STATE_HZ = 20
@@ -187,8 +187,7 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
         # Robots replan at their own times too, so the plan bursts are spread over the burst
         # period in the same way, unless the phase measures bursts that all coincide.
         plan_phase_s = index * PLAN_BURST_PERIOD_S / peers if spread_plan_bursts else 0.0
-        args = [sys.executable, '-c', 'from mapl_robotics.cli import main; main()',
-                '--log-level', 'error', 'mesh', 'node', '--id', node_id,
+        args = [*python_module_command('mapl_robotics.cli'), '--log-level', 'error', 'mesh', 'node', '--id', node_id,
                 '--bind', f'tcp://127.0.0.1:{ports[node_id]}', '--keys-dir', str(key_folder),
                 '--drop-p', str(drop_p), '--seed', str(seed + index),
                 '--send-s', str(send_s), '--linger-s', '1', '--deadline-ms', str(deadline_ms),

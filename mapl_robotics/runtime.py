@@ -1,11 +1,13 @@
-"""Process-level tuning for the long-running processes (mesh, ledger and agent nodes)."""
+"""Process-level helpers for the long-running processes (mesh, ledger and agent nodes)."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
+from pathlib import Path
 
-__all__ = ['freeze_startup_heap']
+__all__ = ['freeze_startup_heap', 'python_module_command']
 
 _log = logging.getLogger(__name__)
 
@@ -26,3 +28,18 @@ def freeze_startup_heap() -> int:
     frozen = gc.get_freeze_count()
     _log.debug('froze %d start-up objects out of the garbage collector', frozen)
     return frozen
+
+
+def python_module_command(module: str, *args: str) -> list[str]:
+    """Return a command line that runs ``module`` as ``__main__`` with this mapl_robotics.
+
+    ``python -m`` and ``python -c`` put the working folder first on ``sys.path``. A child
+    process started from a source checkout would then import the checkout's mapl_robotics
+    instead of the installed copy that started it: possibly other code, and always another
+    numba cache, so each child compiled the planner's kernels again. The command puts the
+    folder that contains this package first instead.
+    """
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    bootstrap = (f'import runpy, sys; sys.path.insert(0, {package_parent!r}); '
+                 f'runpy.run_module({module!r}, run_name="__main__", alter_sys=True)')
+    return [sys.executable, '-c', bootstrap, *args]

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Sequence
 
 from mapl_robotics.coordination.client import LedgerClient
 from mapl_robotics.errors import LedgerError, LedgerUnavailableError
+from mapl_robotics.runtime import python_module_command
 
 __all__ = ['LocalCluster', 'free_ports']
 
@@ -100,7 +100,7 @@ class LocalCluster:
             raise LedgerError(f'ledger node {index} is already running')
         peers = self.members if peers is None else peers
         peer_addresses = [self.raft_addresses[i] for i in peers if i != index]
-        command = [sys.executable, '-c', 'from mapl_robotics.cli import main; main()',
+        command = [*python_module_command('mapl_robotics.cli'),
                    '--log-level', self.log_level, 'ledger', 'node', '--id', f'node{index}',
                    '--self', self.raft_addresses[index], '--peers', ','.join(peer_addresses),
                    '--client', self.client_addresses[index],

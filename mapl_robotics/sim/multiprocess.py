@@ -21,7 +21,6 @@ import queue
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ from mapl_robotics.errors import LedgerUnavailableError, MaplError, SimulationEr
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.mesh import (FaultConfig, FleetKeyring, MeshConfig, MeshNode, PeerConfig,
                                 generate_keypair)
+from mapl_robotics.runtime import python_module_command
 from mapl_robotics.sim.agent_process import SIM_NODE_ID
 from mapl_robotics.sim.agents import AgentStats
 from mapl_robotics.sim.clock import RealTimePacer, SharedClock
@@ -189,7 +189,7 @@ class MultiProcessFleet:
             }
             with open(log_dir / f'{robot_id}.log', 'ab') as log:
                 process = subprocess.Popen(
-                    [sys.executable, '-m', 'mapl_robotics.sim.agent_process', '-'],
+                    python_module_command('mapl_robotics.sim.agent_process', '-'),
                     stdout=log, stderr=log, stdin=subprocess.PIPE)
             self.processes[robot_id] = process
             _send_config(process, config)
