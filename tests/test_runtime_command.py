@@ -35,7 +35,7 @@ def test_module_command_ignores_working_folder(tmp_path):
     assert 'Usage' in result.stdout
 
 
-def test_module_command_passes_arguments_and_exit_status(tmp_path):
+def test_module_command_keeps_exit_status(tmp_path):
     result = subprocess.run(python_module_command('mapl_robotics.cli', 'no-such-command'),
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
