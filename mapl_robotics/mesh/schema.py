@@ -328,8 +328,11 @@ def _decode_data(fields: Any) -> DataPacket:
     messages = []
     for raw in _expect_list(raw_messages, None, 'messages'):
         priority, seq, kind, deadline, payload = _expect_list(raw, 5, 'message')
-        if not isinstance(kind, str) or not kind or len(kind) > MAX_KIND_BYTES:
-            raise _FieldError(f'message kind must be a short non-empty string, got {kind!r}')
+        # Counted in UTF-8 bytes, as senders count it, so a kind of 64 non-ASCII characters
+        # cannot make a message larger than MESSAGE_OVERHEAD_BYTES allows for.
+        if not isinstance(kind, str) or not kind or len(kind.encode()) > MAX_KIND_BYTES:
+            raise _FieldError(f'message kind must be a non-empty string of at most '
+                              f'{MAX_KIND_BYTES} UTF-8 bytes, got {kind!r}')
         if not isinstance(payload, bytes):
             raise _FieldError(f'message payload must be bytes, got {type(payload).__name__}')
         messages.append(WireMessage(

@@ -97,3 +97,16 @@ def test_encode_failure_leaves_no_frames():
                                             deadline_fleet_s=1.0, payload_bytes=object()),))
     with pytest.raises(MessageFormatError):
         encode_packet(bad)
+
+
+def test_kind_limit_counts_utf8_bytes():
+    """A kind of 64 characters but 128 UTF-8 bytes is over the 64-byte limit."""
+    wide = data_packet(messages=(WireMessage(priority=Priority.PLAN, seq=1, kind='\u00e9' * 64,
+                                             deadline_fleet_s=1.0, payload_bytes=b'\x01'),))
+    with pytest.raises(MessageFormatError) as caught:
+        decode_packet(encode_packet(wide), max_packet_bytes=LIMIT)
+    assert caught.value.reason == 'bad_body'
+    assert 'UTF-8 bytes' in str(caught.value)
+    narrow = data_packet(messages=(WireMessage(priority=Priority.PLAN, seq=1, kind='\u00e9' * 32,
+                                               deadline_fleet_s=1.0, payload_bytes=b'\x01'),))
+    assert decode_packet(encode_packet(narrow), max_packet_bytes=LIMIT) == narrow
