@@ -316,6 +316,16 @@ def test_every_problem_listed_at_once():
     assert '-0.3' in problems['robots[0].radius_m']
 
 
+@pytest.mark.parametrize('value, expected', [
+    ('abc', "must be a list of numbers such as [1.5, 2.0], got 'abc'"),
+    ([1.0], 'needs at least 2 numbers, got [1.0]'),
+])
+def test_malformed_goal_explained(value, expected):
+    document = full_document()
+    document['robots'][0]['goal'] = value
+    assert problems_of(document)['robots[0].goal'] == expected
+
+
 @pytest.mark.parametrize('value', [math.inf, -math.inf, math.nan])
 def test_non_finite_goal_rejected(value):
     document = full_document()

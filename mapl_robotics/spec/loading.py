@@ -212,8 +212,15 @@ def _describe(error: dict[str, Any], raw: Any) -> tuple[tuple[Any, ...], str]:
             keys = sorted(field.alias or name for name, field in model.model_fields.items())
             allowed = '; allowed keys here: ' + ', '.join(keys)
         return location, f'unknown key {location[-1]!r}{allowed}'
+    if kind == 'missing' and location and isinstance(location[-1], int):
+        # A fixed-length tuple such as a goal [x_m, y_m] with too few items.
+        return location[:-1], (f'needs at least {location[-1] + 1} numbers, got '
+                               f'{_short_repr(error["input"])}')
     if kind == 'missing':
         return location, 'required key is missing'
+    if kind == 'tuple_type':
+        return location, (f'must be a list of numbers such as [1.5, 2.0], got '
+                          f'{_short_repr(error["input"])}')
     if kind in _LIMIT_WORDS:
         return location, _limit_message(kind, error, location, raw)
     message = message[0].lower() + message[1:] if message else message
