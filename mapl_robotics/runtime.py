@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-__all__ = ['freeze_startup_heap', 'python_module_command']
+__all__ = ['freeze_startup_heap', 'python_module_command', 'private_temp_dir',
+           'remove_stale_temp_dirs']
 
 _log = logging.getLogger(__name__)
 
@@ -43,3 +48,65 @@ def python_module_command(module: str, *args: str) -> list[str]:
     bootstrap = (f'import runpy, sys; sys.path.insert(0, {package_parent!r}); '
                  f'runpy.run_module({module!r}, run_name="__main__", alter_sys=True)')
     return [sys.executable, '-c', bootstrap, *args]
+
+
+_TEMP_PREFIX = 'mapl-'
+_STALE_AFTER_S = 60.0
+
+
+def private_temp_dir(kind: str) -> Path:
+    """Create a temporary folder ``mapl-<kind>-<pid>-<random>`` for this process.
+
+    The owner removes it when it closes. A process killed with SIGKILL cannot, so the next
+    call removes the folders of such processes (see :func:`remove_stale_temp_dirs`).
+    """
+    remove_stale_temp_dirs()
+    return Path(tempfile.mkdtemp(prefix=f'{_TEMP_PREFIX}{kind}-{os.getpid()}-'))
+
+
+def remove_stale_temp_dirs(*, root: Path | None = None) -> list[Path]:
+    """Remove folders made by :func:`private_temp_dir` whose process no longer runs.
+
+    Only folders older than a minute are touched, so a folder that another process is still
+    creating is left alone. Returns the removed folders.
+    """
+    root = Path(tempfile.gettempdir()) if root is None else root
+    removed = []
+    now_s = time.time()
+    for path in root.glob(f'{_TEMP_PREFIX}*-*-*'):
+        pid = _owner_pid(path.name)
+        if pid is None or _process_exists(pid):
+            continue
+        try:
+            if not path.is_dir() or path.is_symlink() or \
+                    now_s - path.stat().st_mtime < _STALE_AFTER_S:
+                continue
+            if path.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        _log.info('removed %s, left behind by process %d, which no longer runs', path, pid)
+        removed.append(path)
+    return removed
+
+
+def _owner_pid(name: str) -> int | None:
+    """Return the pid in a folder name ``mapl-<kind>-<pid>-<random>``, or None."""
+    parts = name.split('-')
+    if len(parts) < 4 or parts[0] + '-' != _TEMP_PREFIX:
+        return None
+    for part in parts[2:-1]:
+        if part.isdigit():
+            return int(part)
+    return None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

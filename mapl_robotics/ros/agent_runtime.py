@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -30,6 +29,7 @@ from mapl_robotics.errors import LedgerError, RosBridgeError
 from mapl_robotics.geometry import Trajectory, World
 from mapl_robotics.planning import PlannerSettings, RobotModel
 from mapl_robotics.ros.diagnostics import RobotReport
+from mapl_robotics.runtime import private_temp_dir
 
 __all__ = ['AgentRuntime', 'RuntimeSettings', 'TimedLedgerClient']
 
@@ -209,8 +209,7 @@ class AgentRuntime:
         peers = [a for i, a in enumerate(settings.ledger_addresses) if i != settings.ledger_index]
         journal_dir = settings.journal_dir
         if not journal_dir:
-            self._temporary_journal = tempfile.mkdtemp(
-                prefix=f'mapl-ledger-{settings.robot_name}-')
+            self._temporary_journal = str(private_temp_dir(f'ledger-{settings.robot_name}'))
             journal_dir = self._temporary_journal
         Path(journal_dir).mkdir(parents=True, exist_ok=True)
         config = LedgerConfig(clearance_m=settings.clearance_m)

@@ -21,7 +21,6 @@ import queue
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from mapl_robotics.errors import LedgerUnavailableError, MaplError, SimulationEr
 from mapl_robotics.geometry.trajectory import Trajectory
 from mapl_robotics.mesh import (FaultConfig, FleetKeyring, MeshConfig, MeshNode, PeerConfig,
                                 generate_keypair)
-from mapl_robotics.runtime import python_module_command
+from mapl_robotics.runtime import private_temp_dir, python_module_command
 from mapl_robotics.sim.agent_process import SIM_NODE_ID
 from mapl_robotics.sim.agents import AgentStats
 from mapl_robotics.sim.clock import RealTimePacer, SharedClock
@@ -111,7 +110,7 @@ class MultiProcessFleet:
             journal_root = self.out_dir / 'ledger'
         else:
             # Only this run's ledger nodes read the journals, so close() removes them.
-            self._temporary_journals = Path(tempfile.mkdtemp(prefix='mapl-ledger-'))
+            self._temporary_journals = private_temp_dir('ledger')
             journal_root = self._temporary_journals
         self.cluster = LocalCluster(size, journal_root, extra_args=extra,
                                     log_level=self.log_level, log_dir=self.out_dir / 'logs')
@@ -120,7 +119,7 @@ class MultiProcessFleet:
         _LOG.info('ledger cluster of %d nodes up, leader ledger_%d', size, leader)
         # Only this run's processes read the clock, so it lives in a private temporary folder
         # that close() removes.
-        self._clock_dir = Path(tempfile.mkdtemp(prefix='mapl-clock-'))
+        self._clock_dir = private_temp_dir('clock')
         self.clock = SharedClock.create(self._clock_dir / 'clock.bin', t_start_s=0.0)
         self._start_mesh_and_agents()
         self._wait_ready()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mapl_robotics.runtime import remove_stale_temp_dirs
+
 MAPL = Path(sys.executable).with_name('mapl')
 _AGENT_MODULE = 'mapl_robotics.sim.agent_process'
 
@@ -102,7 +104,7 @@ def test_sigterm_stops_whole_run(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_agents_exit_after_sigkill(tmp_path):
-    with _four_way_run(tmp_path) as (process, log_path, _):
+    with _four_way_run(tmp_path) as (process, log_path, temp_dir):
         agents = _wait_for_agents(process, log_path)
         assert len(agents) == 4
 
@@ -114,3 +116,14 @@ def test_agents_exit_after_sigkill(tmp_path):
         agent_log = (tmp_path / 'out' / 'logs' / 'north.log').read_text(errors='replace')
         assert 'is gone; stopping' in agent_log
         assert 'without clean-up' not in agent_log
+        # The killed run could not remove its temporary folders. They carry its pid, so a
+        # later run removes them once they are a minute old.
+        left_behind = sorted(path.name for path in temp_dir.glob('mapl-*'))
+        assert [name.split('-')[1] for name in left_behind] == ['clock', 'ledger']
+        assert all(name.split('-')[2] == str(process.pid) for name in left_behind)
+        for path in temp_dir.glob('mapl-*'):
+            stamp = time.time() - 120.0
+            os.utime(path, (stamp, stamp))
+        removed = remove_stale_temp_dirs(root=temp_dir)
+        assert sorted(path.name for path in removed) == left_behind
+        assert list(temp_dir.glob('mapl-*')) == []

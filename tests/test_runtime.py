@@ -1,13 +1,16 @@
-"""Child processes run this process's mapl_robotics, not one in their working folder."""
+"""Process helpers: children run this mapl_robotics, and stale temporary folders go."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mapl_robotics
-from mapl_robotics.runtime import python_module_command
+from mapl_robotics.runtime import (private_temp_dir, python_module_command,
+                                   remove_stale_temp_dirs)
 
 
 def _write_decoy_package(folder):
@@ -47,3 +50,45 @@ def test_module_command_puts_package_parent_first():
     package_parent = str(Path(mapl_robotics.__file__).resolve().parent.parent)
     assert command[0] == sys.executable
     assert repr(package_parent) in command[2]
+
+
+def _dead_pid() -> int:
+    """Return the pid of a process that has exited."""
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait(timeout=60)
+    return process.pid
+
+
+def _age(path, seconds: float) -> None:
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+
+
+def test_stale_temp_dirs_of_dead_processes_removed(tmp_path):
+    dead = tmp_path / f'mapl-ledger-{_dead_pid()}-abc123'
+    dead.mkdir()
+    (dead / 'journal').write_text('x')
+    _age(dead, 120.0)
+    alive = tmp_path / f'mapl-clock-{os.getpid()}-def456'
+    alive.mkdir()
+    _age(alive, 120.0)
+    fresh = tmp_path / f'mapl-ledger-r0-{_dead_pid()}-ghi789'
+    fresh.mkdir()
+    other = tmp_path / 'mapl-ledger-nopid'
+    other.mkdir()
+    _age(other, 120.0)
+    removed = remove_stale_temp_dirs(root=tmp_path)
+    assert removed == [dead]
+    assert not dead.exists()
+    assert alive.exists()
+    assert fresh.exists()
+    assert other.exists()
+
+
+def test_private_temp_dir_names_owner(tmp_path):
+    folder = private_temp_dir('clock')
+    try:
+        assert folder.is_dir()
+        assert folder.name.startswith(f'mapl-clock-{os.getpid()}-')
+    finally:
+        folder.rmdir()
