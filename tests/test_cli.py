@@ -210,6 +210,8 @@ def test_spec_validate_checks_positions(tmp_path):
     assert result.returncode == 1
     assert 'robots[0].goal' in result.stderr
     assert 'outside the map bounds' in result.stderr
+    # Position problems start like every other spec problem.
+    assert result.stderr.startswith(f'invalid fleet spec {str(bad)!r}: ')
     skipped = run_mapl('spec', 'validate', '--no-map-check', str(bad), cwd=tmp_path)
     assert skipped.returncode == 0, skipped.stderr
 

@@ -319,6 +319,7 @@ def test_every_problem_listed_at_once():
 @pytest.mark.parametrize('value, expected', [
     ('abc', "must be a list of numbers such as [1.5, 2.0], got 'abc'"),
     ([1.0], 'needs at least 2 numbers, got [1.0]'),
+    ([1.0, 2.0, 3.0, 4.0], 'must have at most 2 items, got [1.0, 2.0, 3.0, 4.0]'),
 ])
 def test_malformed_goal_explained(value, expected):
     document = full_document()

@@ -45,7 +45,7 @@ def validate(files: tuple[Path, ...], map_check: bool) -> None:
                 spec.check_positions(spec.load_world())
         except MaplError as error:
             failed += 1
-            click.echo(f'{path}: invalid\n{error}', err=True)
+            click.echo(f'invalid fleet spec {str(path)!r}: {error}', err=True)
             continue
         map_text = str(spec.map.path) if spec.map is not None else 'no map'
         click.echo(f'{path}: valid ({len(spec.robots)} robots, {len(spec.moving_obstacles)} '

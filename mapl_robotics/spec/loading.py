@@ -218,6 +218,11 @@ def _describe(error: dict[str, Any], raw: Any) -> tuple[tuple[Any, ...], str]:
                                f'{_short_repr(error["input"])}')
     if kind == 'missing':
         return location, 'required key is missing'
+    if kind in ('too_long', 'too_short') and isinstance(error['input'], (list, tuple)):
+        context = error.get('ctx') or {}
+        bound = (f'at most {context["max_length"]}' if kind == 'too_long'
+                 else f'at least {context["min_length"]}')
+        return location, f'must have {bound} items, got {_short_repr(error["input"])}'
     if kind == 'tuple_type':
         return location, (f'must be a list of numbers such as [1.5, 2.0], got '
                           f'{_short_repr(error["input"])}')
