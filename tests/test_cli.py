@@ -211,7 +211,7 @@ def test_spec_validate_checks_positions(tmp_path):
     assert 'robots[0].goal' in result.stderr
     assert 'outside the map bounds' in result.stderr
     # Position problems start like every other spec problem.
-    assert result.stderr.startswith(f'invalid fleet spec {str(bad)!r}: ')
+    assert f'invalid fleet spec {str(bad)!r}: the robots' in result.stderr
     skipped = run_mapl('spec', 'validate', '--no-map-check', str(bad), cwd=tmp_path)
     assert skipped.returncode == 0, skipped.stderr
 
