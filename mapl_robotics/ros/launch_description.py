@@ -31,6 +31,7 @@ import yaml
 
 from mapl_robotics.errors import LaunchArgumentError
 from mapl_robotics.yamlio import load_yaml
+from mapl_robotics.runtime import python_module_command
 
 __all__ = [
     'DEFAULT_MAP',
@@ -113,12 +114,21 @@ class NodeDescription:
         return args
 
     def command(self, *, python: str | None = None) -> list[str]:
-        """Return the command line that starts this process without the ``ros2`` command."""
-        interpreter = python or sys.executable
-        if self.executable == 'mapl':
-            program = [interpreter, '-c', _MAPL_MAIN]
+        """Return the command line that starts this process without the ``ros2`` command.
+
+        Without ``python`` the process runs this interpreter and this copy of mapl_robotics,
+        even when started from a folder that holds another one (a source checkout).
+        """
+        if python is None or python == sys.executable:
+            if self.executable == 'mapl':
+                program = python_module_command('mapl_robotics.cli')
+            else:
+                program = python_module_command('mapl_robotics.ros.entry_points',
+                                                self.executable)
+        elif self.executable == 'mapl':
+            program = [python, '-c', _MAPL_MAIN]
         else:
-            program = [interpreter, '-m', 'mapl_robotics.ros.entry_points', self.executable]
+            program = [python, '-m', 'mapl_robotics.ros.entry_points', self.executable]
         return program + list(self.arguments) + self.ros_arguments()
 
 

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import IO, Mapping, Sequence
 
@@ -64,7 +63,7 @@ class FleetSupervisor:
         self.environment = dict(environment if environment is not None
                                 else loopback_environment())
         self.stdout = stdout
-        self.processes = [ManagedProcess(d, d.command(python=python or sys.executable))
+        self.processes = [ManagedProcess(d, d.command(python=python))
                           for d in descriptions]
 
     def start(self) -> None:

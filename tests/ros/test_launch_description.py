@@ -12,6 +12,7 @@ from mapl_robotics.errors import LaunchArgumentError, MapFileNotFoundError
 from mapl_robotics.geometry.maps import load_map
 from mapl_robotics.ros.launch_description import (RobotStart, fleet_node_descriptions,
                                                   parse_robots)
+from mapl_robotics.runtime import python_module_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE = REPO_ROOT / 'maps' / 'ros' / 'warehouse.yaml'
@@ -109,6 +110,14 @@ def test_command_line_carries_ros_arguments():
     assert 'robot_name:=alpha' in command
     assert 'start.x_m:=1.0' in command
     assert command[-2:] == ['--log-level', 'info']
+
+
+def test_default_command_uses_this_package():
+    description = agents(fleet_node_descriptions(robots=1, map_path=WAREHOUSE,
+                                                 fleet_epoch_ns=0))[0]
+    command = description.command()
+    assert command[:4] == python_module_command('mapl_robotics.ros.entry_points', 'agent')
+    assert command.index('--ros-args') > 3
 
 
 def test_params_file_is_applied_last(tmp_path):
