@@ -30,8 +30,8 @@ import numpy as np
 import yaml
 
 from mapl_robotics.errors import LaunchArgumentError
-from mapl_robotics.yamlio import load_yaml
 from mapl_robotics.runtime import python_module_command
+from mapl_robotics.yamlio import load_yaml
 
 __all__ = [
     'DEFAULT_MAP',
@@ -117,7 +117,7 @@ class NodeDescription:
         """Return the command line that starts this process without the ``ros2`` command.
 
         Without ``python`` the process runs this interpreter and this copy of mapl_robotics,
-        even when started from a folder that holds another one (a source checkout).
+        even when started from a folder that contains another one (a source checkout).
         """
         if python is None or python == sys.executable:
             if self.executable == 'mapl':
