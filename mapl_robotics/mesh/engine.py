@@ -109,6 +109,7 @@ class Engine:
         self.liveness = PeerLiveness((), interval_s=config.heartbeat_interval_s,
                                      misses=config.heartbeat_misses)
         self.transport.ever_heard = self.liveness.ever_heard
+        self.transport.is_alive = self.liveness.is_alive
         self._outbound: dict[tuple[str, int], OutboundStream] = {}
         self._inbound: dict[tuple[str, int], InboundStream] = {}
         self._send_queue: dict[int, dict[str, list[Pending]]] = {lane: {} for lane in _LANES}

@@ -78,6 +78,7 @@ class Transport:
         # Set by the engine: whether a peer has ever sent anything. A full queue to a peer
         # that never did means the peer is absent, not slow.
         self.ever_heard: Callable[[str], bool] = lambda peer_id: True
+        self.is_alive: Callable[[str], bool] = lambda peer_id: True
 
         self.inbound = context.socket(zmq.ROUTER)
         self.outbound = context.socket(zmq.ROUTER)
@@ -187,6 +188,12 @@ class Transport:
                                    'peer %s at %s has sent nothing since this node started '
                                    '(not running, or unreachable); packets to it are dropped '
                                    'until it connects', peer_id, self._peers.get(peer_id))
+            elif not self.is_alive(peer_id):
+                # The engine has logged this peer as dead already. Its queue stays full until
+                # it comes back, so a warning here would repeat for as long as it is away.
+                self._throttle.log(logging.DEBUG, 'dead:' + peer_id,
+                                   'send queue to dead peer %s is full; packet dropped',
+                                   peer_id)
             else:
                 self._throttle.log(logging.WARNING, 'hwm:' + peer_id,
                                    'send queue to %s is full (high-water mark); packet '

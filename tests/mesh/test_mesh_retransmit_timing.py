@@ -179,6 +179,37 @@ def test_absent_peer_logged_as_absent(caplog):
     assert not any('high-water mark' in line for line in lines)
 
 
+def test_dead_peer_full_queue_not_warned(caplog):
+    # A peer that stopped: heartbeats fill its queue for as long as it is away, which the
+    # node reports once as a dead peer, not as a full queue every second.
+    a_endpoint = f'tcp://127.0.0.1:{free_port()}'
+    c_endpoint = f'tcp://127.0.0.1:{free_port()}'
+    node_a = MeshNode(MeshConfig(node_id='a', bind_endpoint=a_endpoint,
+                                 peers=(PeerConfig('c', c_endpoint),), security='none',
+                                 send_hwm=4))
+    node_c = MeshNode(MeshConfig(node_id='c', bind_endpoint=c_endpoint,
+                                 peers=(PeerConfig('a', a_endpoint),), security='none'))
+    with caplog.at_level(logging.DEBUG, logger='mapl_robotics.mesh'):
+        node_a.start()
+        try:
+            node_c.start()
+            try:
+                assert node_a.wait_for_peers(timeout_s=10.0)
+            finally:
+                node_c.close()
+            # Long enough for the rate-limited warning to have repeated twice.
+            time.sleep(2.5)
+        finally:
+            node_a.close()
+    assert node_a.metrics_registry.get('hwm_drops') >= 3
+    messages = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert (logging.WARNING, 'peer c is dead (missed heartbeats)') in messages
+    # The queue may fill in the 75 ms before the peer counts as dead, which warns once.
+    assert sum('high-water mark' in text for _, text in messages) <= 1
+    assert any(level == logging.DEBUG and 'dead peer c is full' in text
+               for level, text in messages)
+
+
 def test_unusable_peer_endpoint_fails_start():
     config = MeshConfig(node_id='a', bind_endpoint=f'tcp://127.0.0.1:{free_port()}',
                         peers=(PeerConfig('b', 'tcp://no such host:7001'),), security='none')
