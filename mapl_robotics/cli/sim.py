@@ -36,6 +36,22 @@ def _cell(value, unit: str = '') -> str:
     return f'{value}{unit}'
 
 
+def _fault_cell(event: dict) -> str:
+    """Return a fault's type, marked when the run mode could not inject it."""
+    effect = str(event.get('effect', ''))
+    return f"{event['type']} (skipped in-process)" if effect.startswith('skipped') \
+        else event['type']
+
+
+def _history_cell(metrics: dict, history: dict) -> str:
+    if metrics.get('ledger_history_error'):
+        return f"UNAVAILABLE: {metrics['ledger_history_error']}"
+    if metrics['no_conflicting_commits'] is None:
+        return 'not checked'
+    return (f"{history.get('commits_checked', 0)} commits, "
+            + ('no conflicts' if metrics['no_conflicting_commits'] else 'CONFLICTS FOUND'))
+
+
 def format_summary(metrics: dict) -> str:
     """Return the end-of-run summary table of a metrics mapping."""
     collisions = metrics['collisions']
@@ -58,10 +74,9 @@ def format_summary(metrics: dict) -> str:
         ('mesh p99', _cell(metrics['mesh_p99_ms'], ' ms')),
         ('deadline misses', _cell(metrics['deadline_misses'])),
         ('replans', _cell(metrics['replans'])),
-        ('faults', ', '.join(event['type'] for event in metrics['fault_events']) or 'none'),
-        ('ledger history', f"{history.get('commits_checked', 0)} commits, "
-                           + ('no conflicts' if metrics['no_conflicting_commits']
-                              else 'CONFLICTS FOUND')),
+        ('faults', ', '.join(_fault_cell(event) for event in metrics['fault_events'])
+                   or 'none'),
+        ('ledger history', _history_cell(metrics, history)),
         ('time', f"{metrics['sim_time_s']:.1f} s simulated in {metrics['wall_time_s']:.1f} s "
                  f"({_cell(metrics['real_time_factor'])}x real time)"),
         ('result', 'PASS' if metrics['success'] else 'FAIL'),

@@ -197,8 +197,10 @@ class LocalCluster:
             if leader is not None and leader not in exclude:
                 return leader
             time.sleep(0.02)
-        raise LedgerUnavailableError(f'no ledger leader within {timeout_s} s; see the node '
-                                     f'logs under {self.base_dir}')
+        running = sum(process.poll() is None for process in self.processes.values())
+        raise LedgerUnavailableError(f'no ledger leader within {timeout_s} s, with {running} of '
+                                     f'{len(self.processes)} nodes running; see the node logs '
+                                     f'under {self.log_dir or self.base_dir}')
 
     def set_blocked(self, index: int, blocked: Sequence[int]) -> None:
         """Make node ``index`` drop Raft traffic to and from the nodes ``blocked``."""

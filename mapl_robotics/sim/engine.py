@@ -26,9 +26,12 @@ from mapl_robotics.sim.moving import MovingObstacleBody
 from mapl_robotics.sim.robots import DiffDriveRobot
 from mapl_robotics.sim.world import MOVING_GROUP, ROBOT_GROUP, STATIC_GROUP, BodyInfo, SimWorld
 
-__all__ = ['RobotSetup', 'RobotPose', 'FleetSimulation']
+__all__ = ['RobotSetup', 'RobotPose', 'FleetSimulation', 'DEFAULT_FOOTPRINT_MARGIN_M']
 
 _LOG = logging.getLogger(__name__)
+
+# How much smaller than its planning disc a simulated robot body is, in metres.
+DEFAULT_FOOTPRINT_MARGIN_M = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +78,8 @@ class FleetSimulation:
     def __init__(self, world: World, robots: Sequence[RobotSetup], *,
                  moving_obstacles: Sequence[MovingObstacle] = (), step_s: float = 1.0 / 60.0,
                  time_limit_s: float = 120.0, goal_tolerance_m: float = 0.1,
-                 footprint_margin_m: float = 0.01, record_every: int = 6) -> None:
+                 footprint_margin_m: float = DEFAULT_FOOTPRINT_MARGIN_M,
+                 record_every: int = 6) -> None:
         ids = [robot.robot_id for robot in robots]
         if len(set(ids)) != len(ids):
             raise ScenarioError(f'robot ids must be unique, got {ids}')

@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mapl_robotics.errors import ScenarioError
+from mapl_robotics.errors import LedgerError, ScenarioError
 from mapl_robotics.sim.engine import FleetSimulation
 from mapl_robotics.sim.metrics import build_metrics, check_ledger_history, write_metrics
 from mapl_robotics.sim.scenario import Scenario
@@ -148,7 +148,12 @@ class _FaultSchedule:
 def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     """Run ``scenario`` to completion or its time limit and write the outputs."""
     out_dir = Path(options.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ScenarioError(f'cannot create the output folder {str(out_dir)!r}: '
+                            f'{error.strerror or error}; pass --out with a folder you can '
+                            'write to') from None
     spec = scenario.spec
     (out_dir / 'scenario.json').write_text(
         json.dumps(spec.model_dump(mode='json', by_alias=True), indent=2) + '\n',
@@ -175,10 +180,20 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
             outcome = _loop(sim, fleet, schedule, scenario, options)
             wall_time_s = time.monotonic() - wall_started
             fleet.stop_agents()
-            history = check_ledger_history(fleet.history(),
-                                           clearance_m=spec.planner.clearance_m)
+            history_error = None
+            try:
+                history = check_ledger_history(fleet.history(),
+                                               clearance_m=spec.planner.clearance_m)
+            except LedgerError as error:
+                # The run still reports what it measured. Without the history the absence of
+                # conflicting commits is unproven, so the run fails.
+                _LOG.error('cannot read the ledger history at the end of the run: %s', error)
+                history, history_error = None, str(error)
             metrics = _metrics(sim, fleet, schedule, scenario, options, history, outcome,
                                wall_time_s)
+            if history_error is not None:
+                metrics['ledger_history_error'] = history_error
+                metrics['success'] = False
         finally:
             with sigterm.deferred():
                 if fleet is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -17,7 +18,7 @@ from mapl_robotics.errors import ScenarioError, SpecError
 from mapl_robotics.geometry.obstacles import MovingObstacle
 from mapl_robotics.geometry.world import World
 from mapl_robotics.resources import bundled_path, share_dir
-from mapl_robotics.sim.engine import RobotSetup
+from mapl_robotics.sim.engine import DEFAULT_FOOTPRINT_MARGIN_M, RobotSetup
 from mapl_robotics.spec import FleetSpec, load_spec
 
 __all__ = ['Scenario', 'DEFAULT_SCENARIO', 'load_scenario_file', 'scenario_from_spec',
@@ -174,6 +175,17 @@ def movingai_scenario(scen_path: str | Path, *, agents: int, cell_size_m: float,
                             f'agents={agents}; pass --agents {len(tasks)} or fewer')
     tasks = tasks[:agents]
     radius = radius_m if radius_m is not None else 0.3 * cell_size_m
+    # The simulated body is the planning disc less a fixed margin, which needs a disc of more
+    # than twice the margin.
+    smallest_radius_m = 2.0 * DEFAULT_FOOTPRINT_MARGIN_M
+    if radius <= smallest_radius_m:
+        if radius_m is not None:
+            raise ScenarioError(f'radius_m={radius_m:g} is too small to simulate; pass a '
+                                f'radius above {smallest_radius_m:g} m')
+        smallest_cell_m = math.ceil(smallest_radius_m / 0.3 * 100.0) / 100.0
+        raise ScenarioError(f'--cell-size {cell_size_m:g} gives robots of radius '
+                            f'{radius:g} m (0.3 cells), too small to simulate; pass '
+                            f'--cell-size {smallest_cell_m:g} or more')
     the_map = Path(map_path) if map_path else scen_path.parent / tasks[0].map_name
     longest_m = max(task.optimal_length_m for task in tasks)
     limit_s = time_limit_s if time_limit_s else 2.0 * longest_m * cell_size_m / max_speed_mps + 60

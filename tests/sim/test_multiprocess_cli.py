@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +195,62 @@ def test_run_leaves_no_secret_keys(tmp_path, monkeypatch):
     assert not (out_dir / 'agents').exists()
     assert not (out_dir / 'clock.bin').exists()
     assert list(temp_dir.iterdir()) == []
+
+
+def _ledger_node_pids(session_id: int) -> list[int]:
+    """Return the pids of ledger node processes in the session ``session_id``."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / 'stat').read_text()
+            command = (entry / 'cmdline').read_bytes().replace(b'\0', b' ').decode()
+        except OSError:
+            continue
+        # Fields after the command name: state, ppid, pgrp, session.
+        fields = stat[stat.rindex(')') + 2:].split()
+        if int(fields[3]) == session_id and ' ledger node ' in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_lost_ledger_still_reports_run(tmp_path):
+    """Every ledger node dies mid-run: metrics and summary are written, and the run fails."""
+    temp_dir = tmp_path / 'tmp'
+    temp_dir.mkdir()
+    out_dir = tmp_path / 'out'
+    log_path = tmp_path / 'mapl.log'
+    with open(log_path, 'wb') as log:
+        process = subprocess.Popen(
+            [str(MAPL), '--log-level', 'info', 'sim', '--scenario',
+             str(_short_scenario(tmp_path)), '--no-progress', '--out', str(out_dir)],
+            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, 'TMPDIR': str(temp_dir)})
+
+    try:
+        deadline_s = time.monotonic() + 240.0
+        while 'agents registered' not in log_path.read_text(errors='replace'):
+            assert process.poll() is None, log_path.read_text(errors='replace')
+            assert time.monotonic() < deadline_s, 'agents did not register within 240 s'
+            time.sleep(0.1)
+        ledger_pids = _ledger_node_pids(process.pid)
+        assert len(ledger_pids) == 3
+        for pid in ledger_pids:
+            os.kill(pid, signal.SIGKILL)
+        status = process.wait(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    output = log_path.read_text(errors='replace')
+    assert status == 1, output
+    assert 'Traceback' not in output
+    assert 'ledger history     | UNAVAILABLE: no ledger leader' in output
+    metrics = json.loads((out_dir / 'metrics.json').read_text())
+    assert metrics['success'] is False
+    assert metrics['ledger_history'] is None
+    assert 'no ledger leader' in metrics['ledger_history_error']
+    assert str(out_dir / 'logs') in metrics['ledger_history_error']

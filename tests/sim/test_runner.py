@@ -88,3 +88,30 @@ def test_cli_sim_movingai_scen(tmp_path):
     assert metrics['robots'] == 3
     assert result.exit_code == 0, result.output
     assert metrics['success'] is True
+
+
+def test_cli_sim_marks_skipped_faults(tmp_path):
+    result = CliRunner().invoke(main, ['sim', '--scenario', 'fault_kill_leader', '--in-process',
+                                       '--no-progress', '--out', str(tmp_path / 'fault')])
+    assert result.exit_code == 0, result.output
+    assert 'faults             | kill_leader (skipped in-process)' in result.output
+
+
+def test_cli_sim_tiny_cell_size_named(tmp_path):
+    scen = 'maps/movingai/random-32-32-10/random-32-32-10-even-1.scen'
+    result = CliRunner().invoke(main, ['sim', '--scen', scen, '--agents', '2', '--cell-size',
+                                       '0.01', '--in-process', '--out', str(tmp_path / 'tiny')])
+    assert result.exit_code == 1
+    assert '--cell-size 0.01 gives robots of radius 0.003 m' in result.output
+    assert 'pass --cell-size 0.07 or more' in result.output
+    assert 'footprint_margin_m' not in result.output
+
+
+def test_cli_sim_unwritable_out_named(tmp_path):
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    result = CliRunner().invoke(main, ['sim', '--scenario', 'four_way', '--in-process',
+                                       '--no-progress', '--out', str(blocker / 'sub')])
+    assert result.exit_code == 1
+    assert f"cannot create the output folder '{blocker / 'sub'}'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
