@@ -180,13 +180,21 @@ def encode_payload(payload: Any, *, max_payload_bytes: int) -> bytes:
     return encoded
 
 
+def _error_text(error: Exception) -> str:
+    """Return an error's message, or its class name when the message is empty.
+
+    msgpack raises ``OutOfData`` for truncated input without any message.
+    """
+    return str(error) or type(error).__name__
+
+
 def decode_payload(payload_bytes: bytes) -> Any:
     """Decode a payload encoded by :func:`encode_payload`."""
     try:
         return msgpack.unpackb(payload_bytes, raw=False, strict_map_key=False)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
             msgpack.StackError) as error:
-        raise MessageFormatError(f'payload is not valid msgpack: {error}',
+        raise MessageFormatError(f'payload is not valid msgpack: {_error_text(error)}',
                                  reason='bad_payload') from error
 
 
@@ -260,7 +268,7 @@ def decode_packet(frames: Sequence[bytes], *, max_packet_bytes: int) -> Packet:
                                  max_array_len=100_000, max_map_len=0)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
             msgpack.StackError) as error:
-        raise MessageFormatError(f'packet body is not valid msgpack: {error}',
+        raise MessageFormatError(f'packet body is not valid msgpack: {_error_text(error)}',
                                  reason='bad_body') from error
     try:
         if packet_type == PacketType.DATA:

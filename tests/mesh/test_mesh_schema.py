@@ -110,3 +110,11 @@ def test_kind_limit_counts_utf8_bytes():
     narrow = data_packet(messages=(WireMessage(priority=Priority.PLAN, seq=1, kind='\u00e9' * 32,
                                                deadline_fleet_s=1.0, payload_bytes=b'\x01'),))
     assert decode_packet(encode_packet(narrow), max_packet_bytes=LIMIT) == narrow
+
+
+def test_empty_msgpack_error_named():
+    """msgpack's FormatError has no message; the log line names the error class instead."""
+    frames = [MAGIC + bytes((SCHEMA_VERSION, PacketType.DATA)), b'\xc1']
+    with pytest.raises(MessageFormatError) as caught:
+        decode_packet(frames, max_packet_bytes=LIMIT)
+    assert str(caught.value) == 'packet body is not valid msgpack: FormatError'
