@@ -9,6 +9,7 @@ ever conflicted.
 from __future__ import annotations
 
 import logging
+import signal
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -170,6 +171,11 @@ def sim(scenario_file, scen_file, agents, cell_size_m, out_dir, keep_ledger, in_
         # folders. The exit status is 128 plus the signal number, as shells report a signal.
         click.echo(f'mapl sim: {terminated}; stopped the agents and ledger nodes', err=True)
         raise SystemExit(128 + terminated.signal_number) from None
+    except KeyboardInterrupt:
+        # Ctrl-C: the same clean-up has run. Status 130 (128 + SIGINT), as shells report it,
+        # rather than click's "Aborted!" with status 1, which a failed run also returns.
+        click.echo('mapl sim: interrupted; stopped the agents and ledger nodes', err=True)
+        raise SystemExit(128 + signal.SIGINT) from None
     click.echo(format_summary(result.metrics))
     for path in result.files:
         click.echo(f'wrote {path}')

@@ -103,6 +103,24 @@ def test_sigterm_stops_whole_run(tmp_path):
 
 
 @pytest.mark.timeout(300)
+def test_ctrl_c_stops_whole_run(tmp_path):
+    with _four_way_run(tmp_path) as (process, log_path, temp_dir):
+        _wait_for_agents(process, log_path)
+
+        # A terminal's Ctrl-C sends SIGINT to the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
+        status = process.wait(timeout=60)
+        remaining = _wait_until_gone(process.pid, timeout_s=5.0)
+
+        assert remaining == {}
+        assert status == 128 + signal.SIGINT
+        assert list(temp_dir.glob('mapl-*')) == []
+        output = log_path.read_text(errors='replace')
+        assert 'mapl sim: interrupted; stopped the agents and ledger nodes' in output
+        assert 'Aborted!' not in output
+
+
+@pytest.mark.timeout(300)
 def test_agents_exit_after_sigkill(tmp_path):
     with _four_way_run(tmp_path) as (process, log_path, temp_dir):
         agents = _wait_for_agents(process, log_path)
