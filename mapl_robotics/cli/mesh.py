@@ -26,6 +26,24 @@ from mapl_robotics.spec import load_spec
 _log = logging.getLogger(__name__)
 
 
+# Options that a node built from a fleet spec (--spec) does not use.
+_SPEC_OPTIONS = {'bind_endpoint': '--bind', 'peer_values': '--peer', 'insecure': '--insecure',
+                 'reference_id': '--reference', 'heartbeat_ms': '--heartbeat-ms',
+                 'drop_p': '--drop-p', 'duplicate_p': '--duplicate-p',
+                 'reorder_p': '--reorder-p', 'delay_p': '--delay-p',
+                 'max_delay_ms': '--max-delay-ms', 'seed': '--seed'}
+
+
+def _reject_options_with_spec(context: click.Context) -> None:
+    """Raise a usage error for options that --spec would silently ignore."""
+    given = [flag for name, flag in _SPEC_OPTIONS.items()
+             if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f'{", ".join(given)} cannot be combined with --spec: the node '
+                               'is built from the spec\'s mesh section (endpoints, peers, '
+                               'timing and security) alone. Drop them, or drop --spec')
+
+
 @main.group('mesh')
 def mesh() -> None:
     """Run and inspect ZeroMQ mesh nodes."""
@@ -128,6 +146,8 @@ def node(node_id: str, bind_endpoint: str, peer_values: tuple[str, ...], spec_pa
          delivered_log: str | None, acked_log: str | None, metrics_json: str | None,
          run_s: float | None, buffer_logs: bool, progress: bool) -> None:
     """Run one mesh peer, optionally sending load, until done or SIGTERM."""
+    if spec_path is not None:
+        _reject_options_with_spec(click.get_current_context())
     try:
         if spec_path is not None:
             config = mesh_config_from_spec(load_spec(spec_path), node_id, keys_dir=keys_dir,

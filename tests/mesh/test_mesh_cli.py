@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -64,7 +65,6 @@ def test_mesh_node_runs_and_reports(tmp_path):
 
 
 def test_mesh_node_from_spec(tmp_path, port):
-    from pathlib import Path
 
     import yaml
 
@@ -89,3 +89,12 @@ def test_mesh_node_from_spec(tmp_path, port):
     summary = json.loads(metrics_path.read_text())
     assert summary['node'] == node_id
     assert set(summary['metrics']['breakers']) == set(spec.mesh_node_ids) - {node_id}
+
+
+def test_mesh_node_spec_rejects_ignored_options(tmp_path):
+    example = Path(__file__).resolve().parents[2] / 'docs/examples/warehouse_fleet.yaml'
+    result = CliRunner().invoke(main, ['mesh', 'node', '--id', 'r0', '--spec', str(example),
+                                       '--insecure', '--drop-p', '0.1', '--run-s', '0.1'])
+    assert result.exit_code == 2
+    assert '--insecure, --drop-p cannot be combined with --spec' in result.output
+    assert 'Drop them, or drop --spec' in result.output
