@@ -36,10 +36,11 @@ _SPEC_OPTIONS = {'bind_endpoint': '--bind', 'peer_values': '--peer', 'insecure':
 
 def _reject_options_with_spec(context: click.Context) -> None:
     """Raise a usage error for options that --spec would silently ignore."""
-    given = [flag for name, flag in _SPEC_OPTIONS.items()
-             if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
-    if given:
-        raise click.UsageError(f'{", ".join(given)} cannot be combined with --spec: the node '
+    ignored_flags = [flag for name, flag in _SPEC_OPTIONS.items()
+                     if context.get_parameter_source(name)
+                     is click.core.ParameterSource.COMMANDLINE]
+    if ignored_flags:
+        raise click.UsageError(f'{", ".join(ignored_flags)} cannot be combined with --spec: the node '
                                'is built from the spec\'s mesh section (endpoints, peers, '
                                'timing and security) alone. Drop them, or drop --spec')
 

@@ -65,7 +65,6 @@ def test_mesh_node_runs_and_reports(tmp_path):
 
 
 def test_mesh_node_from_spec(tmp_path, port):
-
     import yaml
 
     from mapl_robotics.mesh import write_keypair
