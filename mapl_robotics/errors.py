@@ -34,6 +34,7 @@ __all__ = [
     'LedgerRequestError',
     'LedgerConfigError',
     'ClientBusyError',
+    'ClientClosedError',
     'MeshError',
     'MessageFormatError',
     'MeshConfigError',
@@ -171,6 +172,10 @@ class LedgerConfigError(LedgerError, ValueError):
 
 class ClientBusyError(LedgerError, RuntimeError):
     """A ledger client was called from a second thread while a request was in progress."""
+
+
+class ClientClosedError(LedgerError, RuntimeError):
+    """A ledger client was called after its ``close()``."""
 
 
 class MeshError(MaplError):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mapl_robotics.cli import main
-from mapl_robotics.errors import LedgerError
+from mapl_robotics.errors import LedgerConfigError, LedgerError
 
 __all__ = ['ledger']
 
@@ -73,11 +73,26 @@ def node(node_name: str, self_address: str, peers: str, client_address: str | No
 @click.option('--timeout-s', type=float, default=1.0, show_default=True,
               help='How long to wait for each node, in seconds.')
 def status(client_addresses: tuple[str, ...], timeout_s: float) -> None:
-    """Print the Raft status of ledger nodes, given their client addresses."""
+    """Print the Raft status of ledger nodes, given their client addresses (HOST:PORT).
+
+    Prints one JSON object per node. A node that does not reply within --timeout-s gets
+    {"self": ADDRESS, "error": MESSAGE} instead. Exit status: 0 when every node replied,
+    1 when any node did not reply, 2 for an invalid address or timeout.
+    """
     from mapl_robotics.coordination.client import LedgerClient
-    with LedgerClient(list(client_addresses), timeout_s=timeout_s) as client:
+    try:
+        client = LedgerClient(list(client_addresses), timeout_s=timeout_s)
+    except LedgerConfigError as error:
+        failure = click.ClickException(str(error))
+        failure.exit_code = 2
+        raise failure from None
+    silent = 0
+    with client:
         for address in client_addresses:
             try:
                 click.echo(json.dumps(client.status(address), sort_keys=True))
             except LedgerError as error:
+                silent += 1
                 click.echo(json.dumps({'self': address, 'error': str(error)}))
+    if silent:
+        click.get_current_context().exit(1)

@@ -9,6 +9,11 @@ default), so another transport, such as the mesh, can carry the same messages.
 
 A client is not thread-safe: use it from one thread at a time. A call made while another
 thread's request is in progress raises :class:`ClientBusyError` instead of sharing the sockets.
+A call after :meth:`LedgerClient.close` raises :class:`ClientClosedError`.
+
+The constructor and every call raise :class:`LedgerConfigError` for invalid settings. Timeouts
+must be finite numbers of seconds greater than 0. With the ZeroMQ transport, every node address
+must be ``HOST:PORT`` with a port in 1-65535.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
+import numbers
 import os
+import re
 import threading
 import time
 from typing import Protocol, Sequence
@@ -26,8 +34,9 @@ import zmq
 from mapl_robotics.coordination.ledger_state import CommitRecord, FencingToken
 from mapl_robotics.coordination.protocol import (MAX_REPLY_BYTES, decode, encode,
                                                  public_key_of, sign_request)
-from mapl_robotics.errors import (ClientBusyError, LedgerError, LedgerRequestError,
-                                  LedgerUnavailableError, NotAuthorizedError)
+from mapl_robotics.errors import (ClientBusyError, ClientClosedError, LedgerConfigError,
+                                  LedgerError, LedgerRequestError, LedgerUnavailableError,
+                                  NotAuthorizedError)
 from mapl_robotics.geometry.trajectory import Trajectory
 
 __all__ = ['ClientTransport', 'ZmqClientTransport', 'LedgerClient', 'CommitResult',
@@ -162,6 +171,58 @@ class LedgerView:
 
 _ERRORS = {'not_authorized': NotAuthorizedError, 'malformed': LedgerRequestError}
 
+# A host name or IPv4 address, or an IPv6 address in brackets.
+_HOST = re.compile(r'[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]')
+_ADDRESS_EXAMPLE = 'for example 127.0.0.1:47100'
+
+
+def _check_timeout(name: str, value) -> float:
+    """Return ``value`` as float seconds, or raise LedgerConfigError unless finite and > 0."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
+        raise LedgerConfigError(f'{name}={value!r} is invalid: give a finite number of seconds '
+                                f'greater than 0, for example {name}=1.0')
+    return float(value)
+
+
+def _check_address(address, *, host_port: bool = True) -> str:
+    """Return ``address`` if it is a usable node address, or raise LedgerConfigError.
+
+    With ``host_port`` the address must be ``HOST:PORT`` with a port in 1-65535, as the ZeroMQ
+    transport needs. Without it any non-empty string passes, for transports with their own
+    naming, such as mesh node ids.
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise LedgerConfigError(f'ledger node address {address!r} is invalid: give it as '
+                                f'HOST:PORT, {_ADDRESS_EXAMPLE}')
+    if not host_port:
+        return address
+    scheme, separator, rest = address.partition('://')
+    if separator:
+        raise LedgerConfigError(f'ledger node address {address!r} starts with {scheme}://, '
+                                f'which the client adds itself: drop it and give {rest!r}')
+    host, separator, port = address.rpartition(':')
+    if not separator or not _HOST.fullmatch(host):
+        raise LedgerConfigError(f'ledger node address {address!r} is not HOST:PORT: write it '
+                                f'like 127.0.0.1:47100, or [::1]:47100 for an IPv6 host')
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise LedgerConfigError(f'ledger node address {address!r} has port {port!r}: give a '
+                                f'port in 1-65535 as HOST:PORT, {_ADDRESS_EXAMPLE}')
+    return address
+
+
+def _check_addresses(addresses, *, host_port: bool) -> list[str]:
+    if isinstance(addresses, (str, bytes)):
+        raise LedgerConfigError(f'ledger node addresses must be a list of HOST:PORT strings, '
+                                f'not the single string {addresses!r}: pass [{addresses!r}]')
+    if not isinstance(addresses, Sequence):
+        raise LedgerConfigError(f'ledger node addresses must be a list of HOST:PORT strings, '
+                                f'not {addresses!r}: pass for example [\'127.0.0.1:47100\']')
+    if not addresses:
+        raise LedgerConfigError('ledger node addresses are empty: a ledger client needs at '
+                                f'least one node address HOST:PORT, {_ADDRESS_EXAMPLE}')
+    return [_check_address(address, host_port=host_port) for address in addresses]
+
 
 def _raise_for(reply: dict) -> None:
     if reply.get('status') == 'error':
@@ -176,15 +237,16 @@ class LedgerClient:
                  private_key: bytes | None = None, timeout_s: float = 1.0,
                  attempt_timeout_s: float = 0.3, transport: ClientTransport | None = None,
                  first_request_id: int | None = None) -> None:
-        if not addresses:
-            raise LedgerError('a ledger client needs at least one node client address')
-        self.addresses = list(addresses)
+        # Other transports name nodes their own way (mesh node ids, an in-process name).
+        self._host_port = transport is None or isinstance(transport, ZmqClientTransport)
+        self.addresses = _check_addresses(addresses, host_port=self._host_port)
+        self.timeout_s = _check_timeout('timeout_s', timeout_s)
+        self.attempt_timeout_s = _check_timeout('attempt_timeout_s', attempt_timeout_s)
         self.robot_id = robot_id
         self._private_key = private_key
         self.public_key = public_key_of(private_key) if private_key is not None else None
-        self.timeout_s = timeout_s
-        self.attempt_timeout_s = attempt_timeout_s
         self._transport = transport or ZmqClientTransport()
+        self._closed = False
         # Request ids grow across restarts of the agent, because the ledger rejects a request
         # id below the last one it saw from the robot.
         self._next_request_id = (first_request_id if first_request_id is not None
@@ -200,7 +262,16 @@ class LedgerClient:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run; every later call raises ClientClosedError."""
+        return self._closed
+
     def close(self) -> None:
+        """Close the transport. A second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._transport.close()
 
     # -- raw requests ---------------------------------------------------------------------------
@@ -210,8 +281,18 @@ class LedgerClient:
         """Send ``message`` and return the first final reply; fail over between nodes.
 
         A reply ``unavailable`` (no leader, leader changed) moves on to the next node. Raises
-        :class:`LedgerUnavailableError` when no final reply arrives within ``timeout_s``.
+        :class:`LedgerUnavailableError` when no final reply arrives within ``timeout_s``,
+        :class:`LedgerConfigError` for an invalid ``timeout_s`` or ``address`` and
+        :class:`ClientClosedError` after :meth:`close`.
         """
+        if self._closed:
+            raise ClientClosedError(
+                f'ledger client of {self.robot_id or "an operator"} got {message.get("op")!r} '
+                'after close(). Create a new LedgerClient to send more requests')
+        if timeout_s is not None:
+            timeout_s = _check_timeout('timeout_s', timeout_s)
+        if address is not None:
+            _check_address(address, host_port=self._host_port)
         if not self._in_use.acquire(blocking=False):
             raise ClientBusyError(
                 f'ledger client of {self.robot_id or "an operator"} got {message.get("op")!r} '
