@@ -41,12 +41,19 @@ def python_module_command(module: str, *args: str) -> list[str]:
     ``python -m`` and ``python -c`` put the working folder first on ``sys.path``. A child
     process started from a source checkout would then import the checkout's mapl_robotics
     instead of the installed copy that started it: possibly other code, and always another
-    numba cache, so each child compiled the planner's kernels again. The command puts the
-    folder that contains this package first instead.
+    numba cache, so each child compiled the planner's kernels again. The command takes the
+    working folder off the path and puts the folder that contains this package on it.
     """
     package_parent = str(Path(__file__).resolve().parent.parent)
-    bootstrap = (f'import runpy, sys; sys.path.insert(0, {package_parent!r}); '
-                 f'runpy.run_module({module!r}, run_name="__main__", alter_sys=True)')
+    # The working folder ('' for python -c) leaves the path. The package's folder goes first
+    # only when it is not on the path already, so an installed package's site-packages keeps
+    # its place after the standard library.
+    bootstrap = ('import runpy, sys\n'
+                 "if sys.path and sys.path[0] == '':\n"
+                 '    del sys.path[0]\n'
+                 f'if {package_parent!r} not in sys.path:\n'
+                 f'    sys.path.insert(0, {package_parent!r})\n'
+                 f'runpy.run_module({module!r}, run_name="__main__", alter_sys=True)\n')
     return [sys.executable, '-c', bootstrap, *args]
 
 
