@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,3 +93,18 @@ def test_private_temp_dir_names_owner(tmp_path):
         assert folder.name.startswith(f'mapl-clock-{os.getpid()}-')
     finally:
         folder.rmdir()
+
+
+def test_module_command_keeps_path_order(tmp_path):
+    """A package folder already on the path keeps its place; the working folder leaves."""
+    probe = tmp_path / 'path_probe.py'
+    probe.write_text('import json, sys\nprint(json.dumps(sys.path))\n')
+    package_parent = str(Path(mapl_robotics.__file__).resolve().parent.parent)
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(tmp_path), package_parent])}
+    result = subprocess.run(python_module_command('path_probe'), cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    child_path = json.loads(result.stdout)
+    assert '' not in child_path
+    assert child_path.count(package_parent) == 1
+    assert child_path.index(str(tmp_path)) < child_path.index(package_parent)
