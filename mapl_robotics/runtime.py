@@ -1,4 +1,4 @@
-"""Process-level helpers for the long-running processes (mesh, ledger and agent nodes)."""
+"""Process helpers: child commands, temporary folders, parent watch and heap freezing."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import gc
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 __all__ = ['freeze_startup_heap', 'python_module_command', 'private_temp_dir',
-           'remove_stale_temp_dirs']
+           'remove_stale_temp_dirs', 'PARENT_PID_ENV', 'watch_parent_from_environment']
 
 _log = logging.getLogger(__name__)
 
@@ -117,3 +119,45 @@ def _process_exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Set by a supervisor in its children's environment: the pid whose death stops the child.
+PARENT_PID_ENV = 'MAPL_PARENT_PID'
+_PARENT_CHECK_PERIOD_S = 0.5
+_ORPHAN_GRACE_S = 10.0
+
+
+def watch_parent_from_environment() -> int | None:
+    """Stop this process when the supervisor named in ``MAPL_PARENT_PID`` is gone.
+
+    Children that a supervisor starts in sessions of their own (``mapl fleet`` does) get no
+    signal when the supervisor is killed with SIGKILL, and would keep running with their ports
+    held. A daemon thread compares :func:`os.getppid` with that pid, and once they differ it
+    sends this process SIGTERM, so the usual clean shutdown runs. A process still alive 10 s
+    later exits at once. The variable is removed from the environment, so this process's own
+    children are not watched against the wrong parent. Returns the watched pid, or None.
+    """
+    value = os.environ.pop(PARENT_PID_ENV, None)
+    if not value:
+        return None
+    try:
+        parent_pid = int(value)
+    except ValueError:
+        _log.warning('ignoring %s=%r: it must be a process id', PARENT_PID_ENV, value)
+        return None
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name='parent-watch',
+                     daemon=True).start()
+    return parent_pid
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_CHECK_PERIOD_S)
+    _log.warning('supervisor process %d is gone; stopping this process with SIGTERM',
+                 parent_pid)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(_ORPHAN_GRACE_S)
+    _log.error('still running %.0f s after SIGTERM, with supervisor process %d gone; '
+               'exiting without clean-up', _ORPHAN_GRACE_S, parent_pid)
+    logging.shutdown()
+    os._exit(1)

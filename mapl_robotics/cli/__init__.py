@@ -12,6 +12,7 @@ import logging
 import click
 
 from mapl_robotics.errors import MaplError
+from mapl_robotics.runtime import watch_parent_from_environment
 
 __all__ = ['main']
 
@@ -43,6 +44,8 @@ def main(log_level: str) -> None:
     """Multi-robot coordination: plan, simulate and run fleets of mobile robots."""
     logging.basicConfig(level=getattr(logging, log_level.upper()),
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    # Set when mapl fleet started this command: stop if that supervisor dies.
+    watch_parent_from_environment()
 
 
 for _name in _SUBCOMMAND_MODULES:

@@ -27,8 +27,9 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from mapl_robotics.errors import MaplError
-    from mapl_robotics.runtime import freeze_startup_heap
+    from mapl_robotics.runtime import freeze_startup_heap, watch_parent_from_environment
 
+    watch_parent_from_environment()
     args = list(sys.argv if argv is None else argv)
     try:
         rclpy.init(args=args)
@@ -73,6 +74,9 @@ def fleet_main(argv: Sequence[str] | None = None) -> int:
 def sim_bridge_main(argv: Sequence[str] | None = None) -> int:
     """Run the world-only simulator for a ROS fleet (``ros2 run mapl_robotics sim_bridge``)."""
     from mapl_robotics.ros.sim_ros import sim_bridge_main as run
+    from mapl_robotics.runtime import watch_parent_from_environment
+
+    watch_parent_from_environment()
     return run(argv)
 
 

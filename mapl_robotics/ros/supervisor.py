@@ -16,6 +16,7 @@ import time
 from typing import IO, Mapping, Sequence
 
 from mapl_robotics.ros.launch_description import NodeDescription
+from mapl_robotics.runtime import PARENT_PID_ENV
 
 __all__ = ['FleetSupervisor', 'ManagedProcess', 'loopback_environment']
 
@@ -72,8 +73,10 @@ class FleetSupervisor:
             self._spawn(managed)
 
     def _spawn(self, managed: ManagedProcess) -> None:
+        # The child stops on its own if this process dies without stopping it (SIGKILL).
+        environment = {**self.environment, PARENT_PID_ENV: str(os.getpid())}
         managed.process = subprocess.Popen(
-            managed.command, env=self.environment, stdout=self.stdout,
+            managed.command, env=environment, stdout=self.stdout,
             stderr=subprocess.STDOUT if self.stdout is not None else None,
             stdin=subprocess.DEVNULL, start_new_session=True)
         managed.exited_at_s = None

@@ -4,11 +4,13 @@ and a clean stop on SIGINT."""
 from __future__ import annotations
 
 import itertools
+import re
 import math
 import os
 import signal
 import socket
 import sys
+import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -176,3 +178,33 @@ def test_mapl_fleet_sim_moves_robot_to_goal(spawn, probe, tmp_path):
     fleet.process.wait(timeout=60)
     assert fleet.process.returncode == 0, fleet.output()
     assert '/sim_bridge (0)' in fleet.output()
+
+
+def _running(pid: int) -> bool:
+    """Return whether ``pid`` is a live process (not a zombie)."""
+    try:
+        with open(f'/proc/{pid}/stat') as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(')') + 2] != 'Z'
+
+
+def test_fleet_nodes_stop_when_supervisor_killed(spawn, tmp_path):
+    """SIGKILL of mapl fleet: every node it started notices and stops on its own."""
+    base_port = free_port_block(1)
+    fleet = spawn([sys.executable, '-c',
+                   'import sys; from mapl_robotics.cli import main; sys.exit(main())',
+                   'fleet', '--robots', '1', '--map', MAP, '--ledger-base-port', str(base_port),
+                   '--journal-root', str(tmp_path / 'j')], name='mapl-fleet')
+    assert fleet.wait_for_output('started /fleet (pid', timeout_s=60.0), fleet.output()
+    pids = [int(found) for found in re.findall(r'started \S+ \(pid (\d+)\)', fleet.output())]
+    # The agent of robot_0 and the fleet node.
+    assert len(pids) == 2, fleet.output()
+    assert all(_running(pid) for pid in pids)
+    fleet.process.send_signal(signal.SIGKILL)
+    fleet.process.wait(timeout=30)
+    deadline_s = time.monotonic() + 30.0
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline_s:
+        time.sleep(0.2)
+    assert [pid for pid in pids if _running(pid)] == []
