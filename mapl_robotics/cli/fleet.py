@@ -88,9 +88,18 @@ def fleet(robots: str, map_path: str | None, spec_path: str | None, params_file:
                + ', '.join(d.fully_qualified_name for d in descriptions), err=True)
     supervisor.start()
     deadline_s = time.monotonic() + duration_s if duration_s > 0 else None
+    broken = []
     try:
         while not stop_requested:
             finished = supervisor.poll()
+            # A node that failed and will not restart leaves a fleet that cannot work (no
+            # simulator, a robot without its agent), so the whole fleet stops.
+            broken = [managed.description.fully_qualified_name for managed in finished
+                      if managed.process.returncode not in (0, None)]
+            if broken:
+                _LOG.error('%s exited with an error and will not restart; stopping the fleet '
+                           '(see its log lines above)', ', '.join(broken))
+                break
             if finished and not supervisor.running():
                 _LOG.error('every fleet process has exited')
                 break
@@ -104,6 +113,6 @@ def fleet(robots: str, map_path: str | None, spec_path: str | None, params_file:
     click.echo('stopped: ' + ', '.join(f'{name} ({status})' for name, status in statuses.items()),
                err=True)
     failed = [name for name, status in statuses.items() if status not in (0, -2, None)]
-    if failed and not stop_requested and deadline_s is None:
+    if broken or (failed and not stop_requested and deadline_s is None):
         sys.exit(1)
 

@@ -350,7 +350,9 @@ def fleet_node_descriptions(*, robots: Any = 1, map_path: str | Path | None = No
     else:
         starts = parse_robots(robots)
         starts = [_start_from_spec(start, spec_robots.get(start.name)) for start in starts]
-    starts = _fill_missing_starts(starts, map_file, spec, seed=seed)
+    world = _load_world(map_file, spec)
+    starts = _fill_missing_starts(starts, world, spec, seed=seed)
+    _check_starts(starts, world, spec_robots, spec)
     names = [start.name for start in starts]
     if fleet_epoch_ns is None:
         fleet_epoch_ns = 0 if use_sim_time else (time.time_ns() // 10 ** 9) * 10 ** 9
@@ -420,14 +422,53 @@ def _start_from_spec(start: RobotStart, robot_spec) -> RobotStart:
                       yaw_rad=robot_spec.start[2])
 
 
-def _fill_missing_starts(starts: list[RobotStart], map_file: Path, spec, *,
+def _load_world(map_file: Path, spec):
+    from mapl_robotics.geometry.maps import load_map
+    cell_size_m = spec.map.cell_size_m if spec is not None and spec.map is not None else None
+    return load_map(map_file, cell_size_m=cell_size_m)
+
+
+def _check_starts(starts: list[RobotStart], world, spec_robots: Mapping, spec) -> None:
+    """Raise LaunchArgumentError unless every start is free on the map and apart from the rest.
+
+    An agent whose start is in a wall or off the map registers a hold there and never finds a
+    plan, and of two overlapping robots the ledger admits only one, so both are rejected here,
+    before any node starts.
+    """
+    clearance_m = spec.planner.clearance_m if spec is not None else 0.1
+    radii_m = {start.name: (spec_robots[start.name].radius_m if start.name in spec_robots
+                            else _DEFAULT_RADIUS_M) for start in starts}
+    problems = []
+    for start in starts:
+        xy = (start.x_m, start.y_m)
+        where = f'start of {start.name} ({start.x_m:.3f}, {start.y_m:.3f}) m'
+        if not bool(world.contains_xy(xy)[0]):
+            x_min, y_min, x_max, y_max = world.bounds_m
+            problems.append(f'{where} is outside map {world.name!r} (x in [{x_min:g}, '
+                            f'{x_max:g}], y in [{y_min:g}, {y_max:g}])')
+        elif not world.checker(radii_m[start.name]).point_free(xy):
+            problems.append(f'{where} is not free for a robot of radius '
+                            f'{radii_m[start.name]:g} m: it overlaps an obstacle or the map '
+                            'border')
+    for index, first in enumerate(starts):
+        for second in starts[index + 1:]:
+            gap_m = math.dist((first.x_m, first.y_m), (second.x_m, second.y_m))
+            needed_m = radii_m[first.name] + radii_m[second.name] + clearance_m
+            if gap_m < needed_m:
+                problems.append(f'starts of {first.name} and {second.name} are {gap_m:.3f} m '
+                                f'apart, closer than the {needed_m:.3f} m their radii and the '
+                                'clearance need')
+    if problems:
+        raise LaunchArgumentError('invalid robot starts: ' + '; '.join(problems) + '. Move '
+                                  'them into free space, or leave a robot\'s pose out to have '
+                                  'a free start chosen')
+
+
+def _fill_missing_starts(starts: list[RobotStart], world, spec, *,
                          seed: int) -> list[RobotStart]:
     missing = [start.name for start in starts if not start.has_pose]
     if not missing:
         return starts
-    from mapl_robotics.geometry.maps import load_map
-    cell_size_m = spec.map.cell_size_m if spec is not None and spec.map is not None else None
-    world = load_map(map_file, cell_size_m=cell_size_m)
     clearance_m = spec.planner.clearance_m if spec is not None else 0.1
     spread = iter(spread_starts(world, missing, radius_m=_DEFAULT_RADIUS_M,
                                 clearance_m=clearance_m + _DEFAULT_RADIUS_M,

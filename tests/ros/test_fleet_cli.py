@@ -208,3 +208,19 @@ def test_fleet_nodes_stop_when_supervisor_killed(spawn, tmp_path):
     while any(_running(pid) for pid in pids) and time.monotonic() < deadline_s:
         time.sleep(0.2)
     assert [pid for pid in pids if _running(pid)] == []
+
+
+def test_fleet_stops_when_node_fails(spawn, tmp_path):
+    """An agent that cannot start (invalid parameter) stops the fleet with status 1."""
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    radius_m: -1.0\n')
+    base_port = free_port_block(1)
+    fleet = spawn([sys.executable, '-c',
+                   'import sys; from mapl_robotics.cli import main; sys.exit(main())',
+                   'fleet', '--robots', '1', '--map', MAP, '--params-file', str(params),
+                   '--ledger-base-port', str(base_port), '--journal-root', str(tmp_path / 'j')],
+                  name='mapl-fleet')
+    assert fleet.process.wait(timeout=120) == 1, fleet.output()
+    log = fleet.output()
+    assert '/robot_0/agent exited with an error and will not restart; stopping the fleet' in log
+    assert 'stopped: /robot_0/agent (2), /fleet (0)' in log

@@ -68,18 +68,30 @@ def test_count_is_deterministic_per_seed():
 
 def test_named_list_with_poses():
     descriptions = fleet_node_descriptions(
-        robots='alpha={x: 1.0, y: -2.0, yaw: 1.57}; beta={x: 3.0, y: 4.5}',
+        robots='alpha={x: 1.0, y: -3.0, yaw: 1.57}; beta={x: 3.0, y: 4.5}',
         map_path=WAREHOUSE, use_sim_time=True, log_level='debug', use_respawn=True)
     alpha, beta = agents(descriptions)
     assert (alpha.namespace, beta.namespace) == ('alpha', 'beta')
     assert (parameters(alpha)['start.x_m'], parameters(alpha)['start.y_m'],
-            parameters(alpha)['start.yaw_rad']) == (1.0, -2.0, 1.57)
+            parameters(alpha)['start.yaw_rad']) == (1.0, -3.0, 1.57)
     assert parameters(beta)['start.yaw_rad'] == 0.0
     assert all(d.respawn and d.respawn_delay_s == 2.0 for d in descriptions)
     assert all(d.log_level == 'debug' for d in descriptions)
     assert parameters(alpha)['use_sim_time'] is True
     # With simulation time the fleet epoch is the simulator's zero.
     assert parameters(alpha)['fleet_epoch_ns'] == 0
+
+
+def test_invalid_starts_rejected_before_launch():
+    robots = ('alpha={x: 1.0, y: -2.0}; beta={x: 100.0, y: 0.0}; gamma={x: 3.0, y: 4.5}; '
+              'delta={x: 3.05, y: 4.5}')
+    with pytest.raises(LaunchArgumentError) as raised:
+        fleet_node_descriptions(robots=robots, map_path=WAREHOUSE)
+    message = str(raised.value)
+    assert 'start of alpha (1.000, -2.000) m is not free for a robot of radius 0.2 m' in message
+    assert "start of beta (100.000, 0.000) m is outside map 'warehouse'" in message
+    assert 'starts of gamma and delta are 0.050 m apart' in message
+    assert "leave a robot's pose out" in message
 
 
 def test_sim_adds_world_bridge_on_sim_time():
@@ -101,7 +113,7 @@ def test_sim_adds_world_bridge_on_sim_time():
 
 
 def test_command_line_carries_ros_arguments():
-    description = agents(fleet_node_descriptions(robots='alpha={x: 1.0, y: -2.0}',
+    description = agents(fleet_node_descriptions(robots='alpha={x: 1.0, y: -3.0}',
                                                  map_path=WAREHOUSE, fleet_epoch_ns=0))[0]
     command = description.command(python='python3')
     assert command[:4] == ['python3', '-m', 'mapl_robotics.ros.entry_points', 'agent']
