@@ -38,6 +38,28 @@ FIELD_MAX_CELLS = 2_000_000
 _UNBUILT = object()
 
 
+def _format_m(value: float) -> str:
+    """Return a coordinate for a message: 3 decimals, or 3 significant digits when huge."""
+    return f'{value:.3f}' if abs(value) < 1e9 else f'{value:.3g}'
+
+
+def _as_geometry(obstacle, index: int, name: str) -> BaseGeometry:
+    """Return a shapely geometry for an obstacle, building a polygon from a list of points."""
+    if isinstance(obstacle, BaseGeometry):
+        return obstacle
+    try:
+        points = np.asarray(obstacle, dtype=float)
+    except (TypeError, ValueError):
+        points = None
+    if points is not None and points.ndim == 2 and points.shape[1] == 2 \
+            and len(points) >= 3 and np.all(np.isfinite(points)):
+        return Polygon(points)
+    raise InvalidGeometryError(
+        f'obstacle {index} of world {name!r} is {obstacle!r}, which is not a shapely geometry '
+        'or a list of at least 3 finite (x, y) points; pass, for example, '
+        'shapely.Polygon([(1, 1), (2, 1), (2, 2)])')
+
+
 class World:
     """Static map: a rectangular boundary and obstacle geometry, in metres in the map frame.
 
@@ -62,7 +84,9 @@ class World:
             raise EmptyMapError(
                 f'bounds_m={bounds!r} enclose no area; x_max must exceed x_min and y_max '
                 'must exceed y_min')
-        geometries = [g for g in obstacles if g is not None and not g.is_empty]
+        geometries = [_as_geometry(g, index, name) for index, g in enumerate(obstacles)
+                      if g is not None]
+        geometries = [g for g in geometries if not g.is_empty]
         if geometries:
             valid = shapely.is_valid(np.asarray(geometries, dtype=object))
             if not np.all(valid):
@@ -178,14 +202,20 @@ class World:
 
     def require_inside(self, xy_m: Sequence[float], *, what: str = 'position') -> np.ndarray:
         """Return ``xy_m`` as an array, raising a typed error if it is non-finite or outside."""
-        point = np.asarray(xy_m, dtype=float).reshape(-1)
+        try:
+            point = np.asarray(xy_m, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise InvalidCoordinateError(f'{what} {xy_m!r} must be two finite numbers (x, y) in '
+                                         'metres') from None
         if point.shape != (2,) or not np.all(np.isfinite(point)):
-            raise InvalidCoordinateError(
-                f'{what} {tuple(np.asarray(xy_m).reshape(-1))!r} must be two finite numbers '
-                '(x, y) in metres')
+            shown = (repr(xy_m) if not isinstance(xy_m, (Sequence, np.ndarray)) else
+                     '(' + ', '.join(_format_m(float(value)) for value in point) + ')')
+            raise InvalidCoordinateError(f'{what} {shown} must be two finite numbers (x, y) '
+                                         'in metres')
         if not self.contains_xy(point)[0]:
             raise OutOfBoundsError(
-                f'{what} ({point[0]:.3f}, {point[1]:.3f}) m is outside map {self.name!r} with '
+                f'{what} ({_format_m(point[0])}, {_format_m(point[1])}) m is outside map '
+                f'{self.name!r} with '
                 f'bounds x in [{self.bounds_m[0]:.3f}, {self.bounds_m[2]:.3f}], '
                 f'y in [{self.bounds_m[1]:.3f}, {self.bounds_m[3]:.3f}]; pick a point inside')
         return point

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import numbers
 import time
 from typing import Iterable, Mapping
 
@@ -301,6 +302,12 @@ def _describe(report: _ConflictReport, others: list[_Other]) -> str:
             f'({report.xy_m[0]:.2f}, {report.xy_m[1]:.2f}) m')
 
 
+def _is_finite_number(value) -> bool:
+    """Return whether ``value`` is a finite real number (bools excluded)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
                     t_start_s: float, rng: np.random.Generator,
                     settings: PlannerSettings | None = None,
@@ -328,10 +335,14 @@ def plan_trajectory(world: World, robot: RobotModel, start_xy_m, goal_xy_m, *,
     """
     settings = PlannerSettings() if settings is None else settings
     require_generator(rng, caller='plan_trajectory')
-    if not math.isfinite(t_start_s):
-        raise InvalidCoordinateError(f't_start_s={t_start_s} must be a finite fleet time')
-    if not (math.isfinite(clearance_m) and clearance_m >= 0.0):
-        raise PlannerConfigError(f'clearance_m={clearance_m} must be a finite number >= 0')
+    if not _is_finite_number(t_start_s):
+        raise InvalidCoordinateError(f't_start_s={t_start_s!r} must be a finite fleet time in '
+                                     'seconds')
+    if start_yaw_rad is not None and not _is_finite_number(start_yaw_rad):
+        raise InvalidCoordinateError(f'start_yaw_rad={start_yaw_rad!r} must be a finite heading '
+                                     'in radians, or None when the heading does not matter')
+    if not (_is_finite_number(clearance_m) and clearance_m >= 0.0):
+        raise PlannerConfigError(f'clearance_m={clearance_m!r} must be a finite number >= 0')
     checker = world.checker(robot.radius_m)
     start, goal = validate_endpoints(checker, start_xy_m, goal_xy_m)
     padded = _padded_checker(world, checker, robot.radius_m + settings.static_margin_m,

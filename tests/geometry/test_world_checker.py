@@ -356,3 +356,24 @@ def test_free_prefixes_are_free_on_warehouse(maps_dir):
     assert np.all(exact_segments_free(checker, start[moved], reached[moved]))
     whole = fractions == 1.0
     assert np.all(checker.segments_free(start[whole], end[whole]))
+
+
+def test_obstacle_point_list_becomes_polygon():
+    world = World(bounds_m=(0.0, 0.0, 10.0, 10.0), obstacles=[[(1, 1), (2, 1), (2, 2)]])
+    assert len(world.obstacles) == 1
+    assert world.obstacles[0].area == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize('obstacle', [[(1, 1), (2, 1)], 'square', [(1, 1), (2, 'x'), (2, 2)]])
+def test_unusable_obstacle_named(obstacle):
+    with pytest.raises(InvalidGeometryError) as raised:
+        World(bounds_m=(0.0, 0.0, 10.0, 10.0), obstacles=[obstacle])
+    assert f"obstacle 0 of world 'world' is {obstacle!r}" in str(raised.value)
+    assert 'shapely.Polygon' in str(raised.value)
+
+
+def test_huge_coordinate_printed_short():
+    world = World(bounds_m=(0.0, 0.0, 10.0, 10.0))
+    with pytest.raises(OutOfBoundsError) as raised:
+        world.require_inside((1e308, 1.0), what='goal')
+    assert 'goal (1e+308, 1.000) m is outside' in str(raised.value)

@@ -186,6 +186,22 @@ def test_static_errors_pass_through(two_walls, robot):
         plan_trajectory(two_walls, robot, (1, 1), (19, 9), t_start_s=math.inf, rng=rng)
 
 
+@pytest.mark.parametrize('arguments, fragment', [
+    ({'goal_xy_m': ('a', 'b')}, "goal ('a', 'b') must be two finite numbers"),
+    ({'t_start_s': None}, 't_start_s=None must be a finite fleet time'),
+    ({'t_start_s': True}, 't_start_s=True must be a finite fleet time'),
+    ({'start_yaw_rad': math.nan}, 'start_yaw_rad=nan must be a finite heading'),
+    ({'goal_xy_m': (math.nan, 1.0)}, 'goal (nan, 1.000) must be two finite numbers'),
+])
+def test_malformed_arguments_named(two_walls, robot, arguments, fragment):
+    call = {'start_xy_m': (1.0, 1.0), 'goal_xy_m': (19.0, 9.0), 't_start_s': 0.0}
+    call.update(arguments)
+    with pytest.raises(InvalidCoordinateError) as raised:
+        plan_trajectory(two_walls, robot, call.pop('start_xy_m'), call.pop('goal_xy_m'),
+                        rng=np.random.default_rng(0), **call)
+    assert fragment in str(raised.value)
+
+
 @pytest.mark.parametrize('committed, fragment', [
     ({'r2': 'not a pair'}, 'must be a (Trajectory, radius_m) pair'),
     ({'r2': ([(0, 1, 1, 0)], 0.3)}, 'not a Trajectory'),
