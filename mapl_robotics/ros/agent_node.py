@@ -107,10 +107,12 @@ class AgentNode(Node):
         self._steady_timer(_STATUS_PERIOD_S, self._publish_status)
         self._steady_timer(1.0 / self.settings['markers.rate_hz'], self._publish_markers)
         self.runtime.start()
-        _LOG.info('agent %s started at (%.3f, %.3f) on map %r, radius %.3f m, controller %s',
-                  self.robot_name, self.settings['start.x_m'], self.settings['start.y_m'],
-                  self.world.name, self.radius_m,
-                  'on' if self.cmd_vel_publisher is not None else 'off')
+        # A restarted agent keeps the end of its committed plan, not the start parameter.
+        hold_x_m, hold_y_m = (float(value) for value in self.runtime.agent.goal_xy_m)
+        _LOG.info('agent %s started on map %r, radius %.3f m, controller %s; it holds at '
+                  '(%.3f, %.3f) until a goal arrives', self.robot_name, self.world.name,
+                  self.radius_m, 'on' if self.cmd_vel_publisher is not None else 'off',
+                  hold_x_m, hold_y_m)
 
     # -- time ---------------------------------------------------------------------------------
 

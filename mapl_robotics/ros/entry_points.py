@@ -29,8 +29,11 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
     from mapl_robotics.errors import MaplError
     from mapl_robotics.runtime import freeze_startup_heap, watch_parent_from_environment
 
-    watch_parent_from_environment()
     args = list(sys.argv if argv is None else argv)
+    if _wants_help(args):
+        _print_help(factory, args[0] if args else 'node')
+        return 0
+    watch_parent_from_environment()
     try:
         rclpy.init(args=args)
     except RCLError as error:
@@ -57,6 +60,22 @@ def run_node(factory: Callable[[], object], argv: Sequence[str] | None = None) -
             node.destroy_node()
         rclpy.try_shutdown()
     return status
+
+
+def _wants_help(args: Sequence[str]) -> bool:
+    """Return whether -h or --help comes before any --ros-args."""
+    own = args[1:args.index('--ros-args')] if '--ros-args' in args else args[1:]
+    return '-h' in own or '--help' in own
+
+
+def _print_help(factory: Callable[[], object], program: str) -> None:
+    summary = (factory.__doc__ or '').strip().splitlines()
+    sys.stdout.write(f'usage: {program} [--ros-args [-p NAME:=VALUE ...] [--params-file FILE] '
+                     '[-r FROM:=TO ...] [--log-level LEVEL]]\n\n')
+    if summary:
+        sys.stdout.write(summary[0] + '\n\n')
+    sys.stdout.write('Parameters, topics and defaults: docs/ros2.md in the mapl_robotics '
+                     'package.\n')
 
 
 def agent_main(argv: Sequence[str] | None = None) -> int:

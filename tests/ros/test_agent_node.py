@@ -352,6 +352,8 @@ def test_restarted_agent_keeps_identity(spawn, probe, publish_goal, tmp_path):
     # The first plan after the restart is the commit the ledger kept for the robot.
     assert probe.spin_until(lambda: plans, timeout_s=60.0), restarted.output()
     assert ends_at(plans[0], first_goal)
+    # The start-up line names where the robot holds, not its start parameter.
+    assert 'it holds at (-1.500, 1.500) until a goal arrives' in restarted.output()
     publish_goal('robot_0', goal_message(*second_goal))
     assert probe.spin_until(lambda: plan_reaching(plans, second_goal) is not None,
                             timeout_s=60.0), restarted.output()

@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -224,3 +225,12 @@ def test_fleet_stops_when_node_fails(spawn, tmp_path):
     log = fleet.output()
     assert '/robot_0/agent exited with an error and will not restart; stopping the fleet' in log
     assert 'stopped: /robot_0/agent (2), /fleet (0)' in log
+
+
+def test_node_help_prints_usage():
+    for kind in ('agent', 'fleet'):
+        result = subprocess.run([sys.executable, '-m', 'mapl_robotics.ros.entry_points', kind,
+                                 '--help'], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f'usage: mapl-{kind} [--ros-args')
+        assert 'docs/ros2.md' in result.stdout
