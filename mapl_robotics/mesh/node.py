@@ -336,10 +336,49 @@ class MeshNode:
     def subscribe(self, handler: Callable[[Message], None]) -> None:
         """Call ``handler(message)`` on the I/O thread for each delivered message.
 
-        With at least one handler, messages no longer go to :meth:`receive`. A handler that
-        raises is logged and counted; the message still counts as delivered.
+        With at least one handler, messages no longer go to :meth:`receive`. Messages that
+        arrived before the first handler, and that :meth:`receive` has not taken, go to that
+        handler first and in order, so none is lost between :meth:`start` and this call. A
+        handler that raises is logged and counted; the message still counts as delivered.
         """
+        engine_thread = self._thread
+        if engine_thread is None or not engine_thread.is_alive() \
+                or threading.current_thread() is engine_thread:
+            self._attach(handler)
+            return
+        # On the I/O thread, so that no message is delivered between draining the queue and
+        # attaching the handler.
+        attached = threading.Event()
+
+        def attach() -> None:
+            self._attach(handler)
+            attached.set()
+
+        # Straight to the engine, not through an open batch(), which would hold it back.
+        self._engine.commands.append(('call', attach))
+        self._engine.wake()
+        while not attached.wait(0.1):
+            if not engine_thread.is_alive():
+                if not attached.is_set():
+                    self._attach(handler)
+                return
+
+    def _attach(self, handler: Callable[[Message], None]) -> None:
+        first = not self._handlers
         self._handlers.append(handler)
+        if not first:
+            return
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                handler(message)
+            except Exception:  # noqa: BLE001 - a handler must not stop the hand-over
+                self._engine.metrics.count('handler_errors')
+                _log.exception('message handler raised on %s from %s', message.kind,
+                               message.sender)
 
     def on_deadline_missed(self, handler: Callable[[DeliveryReport], None]) -> None:
         """Call ``handler(report)`` on the I/O thread whenever a message misses its deadline."""

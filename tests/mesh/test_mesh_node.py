@@ -37,6 +37,45 @@ def test_delivery_exactly_once_in_order(mesh_nodes):
     assert nodes['a'].metrics()['counters']['messages_acked'] == 300
 
 
+def test_late_subscriber_gets_earlier_messages(mesh_nodes):
+    # Acknowledged messages that arrived before any handler go to the first handler.
+    nodes = mesh_nodes(['a', 'b'], secure=False)
+    for n in range(5):
+        assert nodes['a'].send('b', 'plan', {'n': n}, deadline_s=5.0).result(timeout=10)
+    received = collect(nodes['b'])
+    assert [message.payload['n'] for message in received] == list(range(5))
+    assert nodes['a'].send('b', 'plan', {'n': 5}, deadline_s=5.0).result(timeout=10)
+    deadline_s = time.monotonic() + 5.0
+    while len(received) < 6 and time.monotonic() < deadline_s:
+        time.sleep(0.01)
+    assert [message.payload['n'] for message in received] == list(range(6))
+
+
+def test_subscribe_during_stream_loses_nothing(mesh_nodes):
+    nodes = mesh_nodes(['a', 'b'], secure=False)
+    assert nodes['a'].wait_for_peers(timeout_s=10)
+    futures = []
+
+    def send_all():
+        for n in range(400):
+            futures.append(nodes['a'].send('b', 'state', {'n': n}, priority=Priority.STATE,
+                                           deadline_s=10.0))
+            if n % 50 == 0:
+                time.sleep(0.005)
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    time.sleep(0.01)
+    received = collect(nodes['b'])
+    sender.join(timeout=30)
+    for future in futures:
+        assert future.result(timeout=10).delivered
+    deadline_s = time.monotonic() + 5.0
+    while len(received) < 400 and time.monotonic() < deadline_s:
+        time.sleep(0.01)
+    assert [message.payload['n'] for message in received] == list(range(400))
+
+
 def test_send_validates_before_queueing(mesh_nodes):
     nodes = mesh_nodes(['a', 'b'], secure=False)
     with pytest.raises(PeerUnknownError, match='zz'):
