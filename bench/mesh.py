@@ -5,6 +5,10 @@ One run measures, on loopback:
 * the raw ZeroMQ floor: a 200-byte DEALER/ROUTER round trip between two processes, and a
   200-byte fan-out from one process to 15 echo processes waiting for every reply
   (``--peers`` minus one);
+* ``python_floor``: the least work any Python mesh does for the ``no_loss`` load (see
+  ``mesh_floor.py``): 16 single-threaded processes with CurveZMQ, msgpack and one
+  acknowledgement per message, and no delivery guarantees. It bounds from below what a node
+  written in Python can reach on this host;
 * ``no_loss``: 16 ``mapl mesh node`` processes (CurveZMQ on, the default) each sending state
   updates at 20 Hz to the 15 others plus a burst of plan messages every second, with the
   peers' ticks spread over one 50 ms state period and their bursts over the second;
@@ -44,6 +48,8 @@ from tqdm import tqdm
 
 from mapl_robotics.mesh import write_keypair
 from mapl_robotics.runtime import python_module_command
+
+from mesh_floor import python_floor
 
 PAYLOAD = b'\0' * 200
 STATE_HZ = 20
@@ -299,6 +305,9 @@ def main() -> None:
     port_rng = np.random.default_rng([args.seed, os.getpid()])
     results['raw_zmq'] = raw_floor(args.round_trips, args.round_trips // 5, peers=args.peers,
                                    rng=port_rng)
+    results['python_floor'] = python_floor(
+        [f'tcp://127.0.0.1:{free_port(port_rng)}' for _ in range(args.peers)],
+        send_s=args.send_s, state_hz=STATE_HZ, seed=args.seed)
     results['load_average_before'] = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix='mapl_bench_mesh_') as folder:
         results['no_loss'] = run_phase('no_loss', Path(folder) / 'no_loss', peers=args.peers,
@@ -318,6 +327,8 @@ def main() -> None:
     floor_ms = results['raw_zmq']['round_trip_200B']['p99_ms']
     results['no_loss']['p99_over_raw_round_trip'] = round(results['no_loss']['p99_ms'] / floor_ms,
                                                           1)
+    results['no_loss']['p99_over_python_floor'] = round(
+        results['no_loss']['p99_ms'] / results['python_floor']['p99_ms'], 1)
     phases = [name for name in ('no_loss', 'loss_10pct', 'no_loss_aligned_bursts')
               if name in results]
     results['lost'] = sum(results[name]['lost'] for name in phases)
