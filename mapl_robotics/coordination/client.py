@@ -70,8 +70,15 @@ class ZmqClientTransport:
         self._sockets: dict[str, zmq.Socket] = {}
         self._addresses: dict[zmq.Socket, str] = {}
         self._poller = zmq.Poller()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError('this ledger transport is closed; create a new '
+                                    'ZmqClientTransport to reach the ledger again')
 
     def _socket(self, address: str) -> zmq.Socket:
+        self._check_open()
         socket = self._sockets.get(address)
         if socket is None:
             socket = self._context.socket(zmq.DEALER)
@@ -93,6 +100,7 @@ class ZmqClientTransport:
         return True
 
     def receive(self, timeout_s: float) -> tuple[str, bytes, bytes] | None:
+        self._check_open()
         events = self._poller.poll(max(0, int(timeout_s * 1000)))
         for socket, _ in events:
             try:
@@ -104,6 +112,7 @@ class ZmqClientTransport:
         return None
 
     def close(self) -> None:
+        self._closed = True
         for socket in self._sockets.values():
             self._poller.unregister(socket)
             socket.close(0)

@@ -164,6 +164,18 @@ def test_explicit_zmq_transport_checks_addresses():
         transport.close()
 
 
+def test_closed_zmq_transport_raises(free_port):
+    transport = ZmqClientTransport()
+    # Nothing listens there, so the send is not queued, but the socket opens.
+    assert transport.send(f'127.0.0.1:{free_port}', b'id', b'payload') is False
+    assert transport.receive(0.01) is None
+    transport.close()
+    with pytest.raises(ClientClosedError, match='create a new ZmqClientTransport'):
+        transport.send(f'127.0.0.1:{free_port}', b'id', b'payload')
+    with pytest.raises(ClientClosedError):
+        transport.receive(0.01)
+
+
 def test_other_transport_takes_node_names():
     transport = _NamedNodeTransport()
     client = LedgerClient(['ledger_0', 'ledger_1'], transport=transport, timeout_s=0.05,
