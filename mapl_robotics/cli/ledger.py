@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -68,10 +69,18 @@ def node(node_name: str, self_address: str, peers: str, client_address: str | No
     run_node(settings)
 
 
+def _positive_seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    # click's FloatRange lets nan through, because every comparison with nan is false.
+    if not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f'{value!r} is invalid: give a finite number of seconds '
+                                 'greater than 0, for example 1.0')
+    return value
+
+
 @ledger.command('status')
 @click.argument('client_addresses', nargs=-1, required=True)
 @click.option('--timeout-s', type=float, default=1.0, show_default=True,
-              help='How long to wait for each node, in seconds.')
+              callback=_positive_seconds, help='How long to wait for each node, in seconds.')
 def status(client_addresses: tuple[str, ...], timeout_s: float) -> None:
     """Print the Raft status of ledger nodes, given their client addresses (HOST:PORT).
 

@@ -55,6 +55,8 @@ def test_status_rejects_timeout(timeout):
     assert result.exit_code == 2
     assert 'Traceback' not in result.output
     assert 'greater than 0' in result.output
+    assert "'--timeout-s'" in result.output
+    assert 'timeout_s=' not in result.output
 
 
 def test_status_silent_node_exits_1(silent_node):
