@@ -201,6 +201,10 @@ class MeshConfigError(MeshError, ValueError):
 class PeerUnknownError(MeshError, KeyError):
     """A message was addressed to a peer the mesh does not know."""
 
+    def __str__(self) -> str:
+        # KeyError's own text is the repr of its argument, with quotes around the message.
+        return Exception.__str__(self)
+
 
 class DeliveryFailedError(MeshError, TimeoutError):
     """A message was not acknowledged before its deadline."""

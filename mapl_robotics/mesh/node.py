@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -97,6 +98,8 @@ class MeshNode:
             on_peer_state=self._peer_state)
         self._thread: threading.Thread | None = None
         self._start_error: MeshConfigError | None = None
+        # The error that stopped the I/O thread after start, if any (it was logged there).
+        self.io_error: BaseException | None = None
         self._closed = False
         self._batch = threading.local()
         self._peer_loss_filter: _ExpectedPeerLossFilter | None = None
@@ -121,7 +124,17 @@ class MeshNode:
             self._fail_start()
         _log.info('mesh node %s listening on %s (%s)', self.config.node_id, self.endpoint,
                   'CurveZMQ' if self.config.secure else 'no security')
+        reference_id = self.config.reference_id
+        if reference_id not in (None, self.config.node_id) and reference_id not in self.peers:
+            _log.warning('mesh node %s: clock reference %s is not a peer, so the clock error '
+                         'bound stays unknown until add_peer adds it', self.config.node_id,
+                         reference_id)
         return self
+
+    @property
+    def running(self) -> bool:
+        """Return whether the I/O thread is alive (False before start, after close or an error)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _run_engine(self, started: threading.Event) -> None:
         """Run the I/O loop, keeping a bind or connect failure for :meth:`start` to raise."""
@@ -129,9 +142,13 @@ class MeshNode:
             self._engine.run(started)
         except MeshConfigError as error:
             if self._engine.iterations > 0:
+                self.io_error = error
                 raise
             # start() raises it on the caller's thread, so no thread traceback is printed.
             self._start_error = error
+        except BaseException as error:
+            self.io_error = error
+            raise
 
     def _fail_start(self) -> NoReturn:
         if not self._thread.is_alive():
@@ -294,18 +311,30 @@ class MeshNode:
         if not isinstance(kind, str) or not kind or len(kind.encode()) > MAX_KIND_BYTES:
             raise MeshError(f'message kind must be a non-empty string of at most '
                             f'{MAX_KIND_BYTES} bytes, got {kind!r}')
-        priority = Priority(priority)
+        try:
+            priority = Priority(priority)
+        except ValueError:
+            raise MeshError(f'priority must be one of {[lane.name for lane in Priority]}, got '
+                            f'{priority!r}') from None
         if deadline_s is None:
             deadline_s = self.config.default_deadline_s
-        if not deadline_s > 0:
-            raise MeshError(f'deadline_s must be > 0 seconds, got {deadline_s!r}')
+        # Receivers reject a packet whose deadline is not finite, so an infinite deadline
+        # would be retransmitted for good and hold back every later message of its lane.
+        if isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)) \
+                or not math.isfinite(deadline_s) or deadline_s <= 0:
+            raise MeshError(f'deadline_s must be a finite number of seconds > 0, got '
+                            f'{deadline_s!r}')
         if payload_bytes is None:
             payload_bytes = encode_payload(payload,
                                            max_payload_bytes=self.config.max_payload_bytes)
+        deadline_fleet_s = self.clock.fleet_time() + deadline_s
+        if not math.isfinite(deadline_fleet_s):
+            raise MeshError(f'the fleet clock of node {self.config.node_id!r} reads '
+                            f'{deadline_fleet_s - deadline_s!r}; give the node a clock that '
+                            'returns finite seconds')
         now_s = time.monotonic()
         return SendCommand(peer=peer_id, priority=priority, kind=kind,
-                           payload_bytes=payload_bytes,
-                           deadline_fleet_s=self.clock.fleet_time() + deadline_s,
+                           payload_bytes=payload_bytes, deadline_fleet_s=deadline_fleet_s,
                            deadline_s=now_s + deadline_s, created_s=now_s, future=Future())
 
     def _command(self, command) -> None:

@@ -177,6 +177,16 @@ def encode_payload(payload: Any, *, max_payload_bytes: int) -> bytes:
         raise MessageFormatError(
             f'payload is {len(encoded)} bytes, over the limit of {max_payload_bytes} bytes; '
             'split it or raise max_payload_bytes in the mesh configuration')
+    # msgpack encodes a tuple dict key as an array, which no receiver can decode into a dict
+    # key. Such a message would be dropped by every receiver until its deadline, holding back
+    # the rest of its lane, so it is rejected here.
+    try:
+        decode_payload(encoded)
+    except MessageFormatError as error:
+        raise MessageFormatError(
+            f'payload of type {type(payload).__name__} encodes, but receivers cannot decode '
+            f'it ({error}); use str or int dict keys, for example "3,4" instead of (3, 4)'
+        ) from error
     return encoded
 
 

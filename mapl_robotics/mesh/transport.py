@@ -43,6 +43,10 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 
 
+# Messages queued per connection on the outbound socket's unread receive side.
+_OUTBOUND_RECEIVE_HWM = 4
+
+
 class SendStatus:
     SENT = 'sent'
     DELAYED = 'delayed'
@@ -95,6 +99,11 @@ class Transport:
         # exceeds it, while packets between the two limits are counted as oversized.
         self.inbound.setsockopt(zmq.MAXMSGSIZE, 4 * max_message_bytes)
         self.outbound.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # Nothing legitimate arrives on the outbound socket (peers send acknowledgements from their
+        # own outbound sockets), and the node never reads it. Without these caps a peer could
+        # push data back over the connection until the queue held 1000 messages of any size.
+        self.outbound.setsockopt(zmq.MAXMSGSIZE, 4 * max_message_bytes)
+        self.outbound.rcvhwm = _OUTBOUND_RECEIVE_HWM
 
     @property
     def secure(self) -> bool:
