@@ -211,7 +211,8 @@ def run_phase(name: str, folder: Path, *, peers: int, drop_p: float, send_s: flo
         processes[node_id] = subprocess.Popen(args, start_new_session=True,
                                               stdout=subprocess.DEVNULL, stderr=stderr)
     limit_s = time.monotonic() + 10.0 + send_s + deadline_ms / 1e3 + 60.0
-    with tqdm(total=len(ids), desc=name, unit='peer') as progress:
+    # disable=None: no bar when stderr is not a terminal (a log file gets no frames).
+    with tqdm(total=len(ids), desc=name, unit='peer', disable=None) as progress:
         try:
             while any(p.poll() is None for p in processes.values()):
                 if time.monotonic() > limit_s:

@@ -52,7 +52,12 @@ def generate(out_dir: Path, robot_ids: tuple[str, ...], force: bool) -> None:
         raise click.ClickException(f'key files for {existing} already exist in {out_dir}; '
                                    'pass --force to replace them')
     for node_id in ids:
-        public_path, secret_path = write_keypair(out_dir, node_id)
+        try:
+            public_path, secret_path = write_keypair(out_dir, node_id)
+        except OSError as error:
+            raise click.ClickException(f'cannot write key files to {out_dir}: '
+                                       f'{error.strerror}; choose a writable --out folder'
+                                       ) from error
         click.echo(f'{node_id}: {public_path} {secret_path}')
 
 

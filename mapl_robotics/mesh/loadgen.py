@@ -111,8 +111,14 @@ class DeliveryRecorder:
         self._log.close()
 
 
-def run_load(node: MeshNode, settings: LoadSettings) -> dict:
-    """Run the load described by ``settings`` on a started node; return a summary dict."""
+def run_load(node: MeshNode, settings: LoadSettings, *,
+             stop: threading.Event | None = None) -> dict:
+    """Run the load described by ``settings`` on a started node; return a summary dict.
+
+    Setting ``stop`` ends every wait and the send phase early; the summary then covers what
+    was sent until then.
+    """
+    stop = stop if stop is not None else threading.Event()
     recorder = DeliveryRecorder(node, settings.delivered_log,
                                 flush_lines=settings.flush_lines)
     acked_log = _LineLog(settings.acked_log, flush_lines=settings.flush_lines)
@@ -120,11 +126,11 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
                'failed': 0, 'latency_ms': {'state': [], 'plan': []}}
     lock = threading.Lock()
 
-    if not node.wait_for_peers(settings.targets or None, timeout_s=settings.wait_peers_s):
+    if not _wait_for_peers(node, settings, stop) and not stop.is_set():
         _log.warning('node %s: not every peer came alive within %.1f s; sending anyway',
                      node.node_id, settings.wait_peers_s)
     if settings.start_at_unix_s is not None:
-        time.sleep(max(0.0, settings.start_at_unix_s - time.time()))
+        stop.wait(max(0.0, settings.start_at_unix_s - time.time()))
     targets = list(settings.targets) or node.peers
     # Only unresolved futures are kept, so memory and garbage-collector work stay bounded by
     # the messages in flight instead of growing with the length of the run.
@@ -161,7 +167,7 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
     threads_start = _thread_cpu()
     iterations_start = node._engine.iterations
     counters_start = node.metrics_registry.snapshot()['counters']
-    _generate(settings, send_all)
+    _generate(settings, send_all, stop)
     # CPU of the whole process (every thread) during the send phase only: steady-state cost
     # of the load, without imports, key loading, connection set-up or the linger phase.
     summary['cpu_send_phase_s'] = time.process_time() - cpu_start_s
@@ -174,11 +180,12 @@ def run_load(node: MeshNode, settings: LoadSettings) -> dict:
                                for name in threads_end}
     wait_until_s = time.monotonic() + settings.deadline_s + settings.linger_s
     with settled:
-        settled.wait_for(lambda: not outstanding,
-                         timeout=max(0.0, wait_until_s - time.monotonic()))
+        # In slices, so that a stop request is seen within a tenth of a second.
+        while outstanding and not stop.is_set() and time.monotonic() < wait_until_s:
+            settled.wait(timeout=min(0.1, max(0.0, wait_until_s - time.monotonic())))
     # Every load node stops at the same offset after its send phase, so peers with aligned
     # start times keep serving each other's retries until all of them are done.
-    time.sleep(max(0.0, wait_until_s - time.monotonic()))
+    stop.wait(max(0.0, wait_until_s - time.monotonic()))
     summary['metrics'] = node.metrics()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     summary['cpu_s'] = usage.ru_utime + usage.ru_stime
@@ -208,7 +215,19 @@ def _thread_cpu() -> dict:
     return out
 
 
-def _generate(settings: LoadSettings, send_all) -> None:
+def _wait_for_peers(node: MeshNode, settings: LoadSettings, stop: threading.Event) -> bool:
+    """Wait until the targets are alive, for at most ``settings.wait_peers_s`` or a stop."""
+    limit_s = time.monotonic() + settings.wait_peers_s
+    while not stop.is_set():
+        left_s = limit_s - time.monotonic()
+        if node.wait_for_peers(settings.targets or None, timeout_s=max(0.0, min(0.1, left_s))):
+            return True
+        if left_s <= 0:
+            return False
+    return False
+
+
+def _generate(settings: LoadSettings, send_all, stop: threading.Event) -> None:
     """Drive the send schedule for ``settings.send_s`` seconds (bounded by its own clock)."""
     start_s = time.monotonic()
     end_s = start_s + settings.send_s
@@ -224,7 +243,7 @@ def _generate(settings: LoadSettings, send_all) -> None:
 
     progress = tqdm(total=settings.send_s, unit='s', disable=not settings.progress,
                     desc='sending')
-    while True:
+    while not stop.is_set():
         now_s = time.monotonic()
         if now_s >= end_s:
             break
@@ -250,5 +269,5 @@ def _generate(settings: LoadSettings, send_all) -> None:
             due_s.append(next_plan_s)
         progress.n = round(min(now_s - start_s, settings.send_s), 1)
         progress.refresh()
-        time.sleep(max(0.0, min(due_s) - time.monotonic()))
+        stop.wait(max(0.0, min(due_s) - time.monotonic()))
     progress.close()

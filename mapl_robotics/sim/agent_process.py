@@ -30,6 +30,7 @@ from mapl_robotics.coordination.client import ZmqClientTransport
 from mapl_robotics.errors import DeliveryFailedError, MaplError
 from mapl_robotics.mesh import (FaultConfig, FleetKeyring, KeyPair, MeshConfig, MeshNode,
                                 PeerConfig, Priority)
+from mapl_robotics.mesh.audit import PLAN_COMMITTED
 from mapl_robotics.runtime import freeze_startup_heap
 from mapl_robotics.sim.agents import AgentStats, TimedLedgerClient, build_agent
 from mapl_robotics.sim.clock import SharedClock
@@ -127,6 +128,14 @@ def _plan_message(robot_id: str, step) -> dict:
             'message': step.message[:300]}
 
 
+def _audit_commit(node: MeshNode, robot_id: str, step) -> None:
+    """Record a newly committed plan (a new fencing token) in the node's audit log."""
+    trajectory = step.trajectory
+    node.audit.record(PLAN_COMMITTED, robot=robot_id, token=step.token.to_list(),
+                      start_s=None if trajectory is None else trajectory.start_time_s,
+                      end_s=None if trajectory is None else trajectory.end_time_s)
+
+
 def run(config: dict) -> int:
     """Run one agent process from its config mapping; return the exit status."""
     robot_id = config['robot_id']
@@ -153,7 +162,7 @@ def run(config: dict) -> int:
                                           secret_key=config['mesh_secret_key'].encode()),
         keyring=keyring, faults=FaultConfig(drop_p=config['message_loss']),
         fault_seed=int(config['fault_seed']),
-        default_deadline_s=float(config['deadline_s']))
+        default_deadline_s=float(config['deadline_s']), audit_path=config.get('audit_path'))
     node = MeshNode(mesh_config).start()
     reporter = _Reporter(node, robot_id)
 
@@ -211,6 +220,8 @@ def _serve(config, robot_id, spec, agent, client, clock, reporter, stop) -> int:
         if key != last_key or reporter.unconfirmed_plan:
             reporter.unconfirmed_plan = False
             reporter.send('plan', _plan_message(robot_id, step), priority=Priority.PLAN)
+            if step.token is not None and (last_key is None or step.token != last_key[0]):
+                _audit_commit(reporter.node, robot_id, step)
             last_key = key
         if time.monotonic() >= next_stats_s:
             _send_stats(reporter, agent, agent.stats)

@@ -150,18 +150,19 @@ class MultiProcessFleet:
         keyring = FleetKeyring({node: pair.public_key for node, pair in keys.items()})
         deadline_s = float(self.spec.system.communication.latency_bound_s)
         seed = self.scenario.seed
+        log_dir = self.out_dir / 'logs'
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.node = MeshNode(MeshConfig(
             node_id=SIM_NODE_ID, bind_endpoint=endpoints[SIM_NODE_ID],
             peers=tuple(PeerConfig(node_id=robot_id, endpoint=endpoints[robot_id])
                         for robot_id in self.robot_ids),
             security='curve', keypair=keys[SIM_NODE_ID], keyring=keyring,
             faults=FaultConfig(drop_p=self.message_loss), fault_seed=seed,
-            default_deadline_s=deadline_s)).start()
+            default_deadline_s=deadline_s,
+            audit_path=str(log_dir / f'audit_{SIM_NODE_ID}.jsonl'))).start()
         # The agent processes start below, so until they register their silence is expected.
         self.node.expect_peer_loss()
         self.node.subscribe(self._inbox.put)
-        log_dir = self.out_dir / 'logs'
-        log_dir.mkdir(parents=True, exist_ok=True)
         # The runner wrote the validated spec there; agents load exactly what the simulator
         # runs, also for scenarios built from a MovingAI .scen file.
         spec_path = self.out_dir / 'scenario.json'
@@ -180,6 +181,7 @@ class MultiProcessFleet:
                 'mesh_secret_key': keys[robot_id].secret_key.decode(),
                 'message_loss': self.message_loss, 'fault_seed': seed * 1000 + index + 1,
                 'deadline_s': deadline_s, 'agent_period_s': self.agent_period_s,
+                'audit_path': str(log_dir / f'audit_{robot_id}.jsonl'),
                 'startup_timeout_s': _STARTUP_TIMEOUT_S,
                 'max_duration_s': self.scenario.time_limit_s + _STARTUP_TIMEOUT_S,
                 'log_level': self.log_level,

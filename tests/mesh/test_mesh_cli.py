@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mapl_robotics.cli import main
@@ -46,6 +49,16 @@ def test_keys_generate_rejects_bad_ids(tmp_path):
                                        '--robots', 'r0,r0'])
     assert result.exit_code != 0
     assert 'unique' in result.output
+
+
+def test_keys_generate_unwritable_folder(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a folder')
+    result = CliRunner().invoke(main, ['keys', 'generate', '--out', str(blocker / 'keys'),
+                                       '--robots', 'r0'])
+    assert result.exit_code == 1
+    assert f'cannot write key files to {blocker / "keys"}' in result.output
+    assert 'Traceback' not in result.output
 
 
 def test_mesh_node_requires_keys_or_insecure(tmp_path):
@@ -97,3 +110,57 @@ def test_mesh_node_spec_rejects_ignored_options(tmp_path):
     assert result.exit_code == 2
     assert '--insecure, --drop-p cannot be combined with --spec' in result.output
     assert 'Drop them, or drop --spec' in result.output
+
+
+@pytest.mark.parametrize('options, expected', [
+    (['--peer', 'b=tcp://127.0.0.1:1', '--target', 'zz', '--send-s', '1'],
+     "--target zz: not a configured peer; peers are ['b']"),
+    (['--peer', 'b=tcp://127.0.0.1:1', '--reference', 'zz', '--run-s', '1'],
+     '--reference zz: neither this node nor a peer'),
+    (['--clock-skew-s', 'nan'], "'--clock-skew-s': nan is not a finite number"),
+    (['--heartbeat-ms', '1e308'], "'--heartbeat-ms'"),
+    (['--run-s', 'nan'], "'--run-s': nan is not a finite number"),
+    (['--send-s', 'inf'], "'--send-s': inf is not a finite number"),
+    (['--keys-dir', '.'], '--keys-dir would be ignored'),
+])
+def test_mesh_node_rejects_option(options, expected):
+    result = CliRunner().invoke(main, ['mesh', 'node', '--id', 'a', '--insecure', *options])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_mesh_node_log_folder_missing(tmp_path):
+    missing = tmp_path / 'missing' / 'delivered.txt'
+    result = CliRunner().invoke(main, ['mesh', 'node', '--id', 'a', '--insecure', '--run-s',
+                                       '0.1', '--delivered-log', str(missing)])
+    assert result.exit_code == 1
+    assert f'cannot write {missing}' in result.output
+    assert 'Traceback' not in result.output
+
+
+def test_mesh_node_writes_audit_log(tmp_path):
+    audit_path = tmp_path / 'audit.jsonl'
+    result = CliRunner().invoke(main, ['mesh', 'node', '--id', 'a', '--insecure', '--run-s',
+                                       '0.2', '--audit-log', str(audit_path)])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line)['event'] for line in audit_path.read_text().splitlines()]
+    assert events[0] == 'node_started'
+    assert events[-1] == 'node_stopped'
+
+
+def test_mesh_node_stops_load_on_sigterm(tmp_path, mapl, processes, poll, port):
+    metrics_path = tmp_path / 'metrics.json'
+    stderr_path = tmp_path / 'node.err'
+    # The peer never starts, so the node waits for it (30 s) before its 30 s of load.
+    node = processes(mapl('mesh', 'node', '--id', 'a', '--insecure', '--peer',
+                          f'b=tcp://127.0.0.1:{port()}', '--send-s', '30', '--state-hz', '20',
+                          '--metrics-json', str(metrics_path)), stderr_path=stderr_path)
+    assert poll(lambda: 'listening' in stderr_path.read_text(), timeout_s=60)
+    # The SIGTERM handler is installed right after that line.
+    time.sleep(0.5)
+    node.send_signal(signal.SIGTERM)
+    assert node.wait(timeout=10) == 0
+    summary = json.loads(metrics_path.read_text())
+    assert summary['node'] == 'a'
+    assert summary['sent'] == 0

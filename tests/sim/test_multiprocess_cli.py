@@ -254,3 +254,23 @@ def test_lost_ledger_still_reports_run(tmp_path):
     assert metrics['ledger_history'] is None
     assert 'no ledger leader' in metrics['ledger_history_error']
     assert str(out_dir / 'logs') in metrics['ledger_history_error']
+
+
+@pytest.mark.timeout(300)
+def test_mesh_audit_logs_written(info_run):
+    _, out_dir, _ = info_run
+    robot_ids = [robot['id'] for robot in
+                 json.loads((out_dir / 'scenario.json').read_text())['robots']]
+    logs = {path.name: [json.loads(line) for line in path.read_text().splitlines()]
+            for path in (out_dir / 'logs').glob('audit_*.jsonl')}
+    assert set(logs) == {'audit_sim.jsonl'} | {f'audit_{robot}.jsonl' for robot in robot_ids}
+    for entries in logs.values():
+        assert entries[0]['event'] == 'node_started'
+        assert entries[0]['secure'] is True
+    for robot in robot_ids:
+        commits = [entry for entry in logs[f'audit_{robot}.jsonl']
+                   if entry['event'] == 'plan_committed']
+        assert commits, f'no plan commit of {robot} in its audit log'
+        assert all(entry['robot'] == robot for entry in commits)
+        tokens = [tuple(entry['token']) for entry in commits]
+        assert len(set(tokens)) == len(tokens)
