@@ -126,9 +126,16 @@ class MeshConfig:
                     'trusted loopback test')
             for peer_id in ids:
                 self.keyring.public_key(peer_id)
-            if self.keyring.node_for_key(self.keypair.public_key) != self.node_id:
-                raise MeshConfigError(f'the keyring does not list the public key of '
-                                      f'{self.node_id!r} under that id')
+            listed_as = self.keyring.node_for_key(self.keypair.public_key)
+            if listed_as is None:
+                raise MeshConfigError(
+                    f'the keyring does not list the public key of {self.node_id!r}: put '
+                    f'{self.node_id}.key, written by `mapl keys generate` next to '
+                    f'{self.node_id}.key_secret, into the folder of allowed keys')
+            if listed_as != self.node_id:
+                raise MeshConfigError(
+                    f'the public key of {self.node_id!r} is listed in the keyring as '
+                    f'{listed_as!r}; each node needs its own key pair')
         for name in ('heartbeat_interval_s', 'default_deadline_s', 'breaker_cooldown_s'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

@@ -546,7 +546,8 @@ class Engine:
             self.metrics.count('malformed_dropped')
             self.metrics.count('malformed.' + error.reason)
             self._throttle.log(logging.WARNING, 'malformed:' + error.reason,
-                               'dropped malformed packet from %s: %s', user_id or 'unknown',
+                               'dropped malformed packet from %s: %s',
+                               user_id or 'a peer without an authenticated id',
                                error)
             return
         if user_id is not None and packet.sender != user_id:
@@ -746,8 +747,8 @@ class Engine:
         floors = dict(packet.floors)
         # Send an acknowledgement for a heartbeat only when its floors released buffered
         # messages to the application. An acknowledgement for every heartbeat doubled the
-        # heartbeat traffic (11% of all packets in the mesh benchmark) and told the sender
-        # nothing: an unacknowledged message is retransmitted as data, and its duplicate is
+        # heartbeat traffic (11% of all packets in the mesh benchmark) without use to the
+        # sender: an unacknowledged message is retransmitted as data, and its duplicate is
         # acknowledged then.
         acked: set = set()
         for lane, floor in packet.floors:

@@ -38,6 +38,8 @@ _log = logging.getLogger(__name__)
 
 ZAP_DOMAIN = 'mapl-mesh'
 _Z85_KEY_LENGTH = 40
+_Z85_ALPHABET = frozenset('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+                          '.-:+=^!/*?&<>()[]{}@%$#')
 
 
 def _check_z85_key(key: str | bytes, what: str) -> bytes:
@@ -49,7 +51,11 @@ def _check_z85_key(key: str | bytes, what: str) -> bytes:
     try:
         z85.decode(key_bytes)
     except (ValueError, KeyError, IndexError) as error:
-        raise MeshConfigError(f'{what} is not valid Z85: {error}') from error
+        # pyzmq's decoder raises KeyError with only the byte value, for example 92 for '\\'.
+        bad = sorted({chr(byte) for byte in key_bytes if chr(byte) not in _Z85_ALPHABET})
+        detail = f'characters {bad} are not in the Z85 alphabet' if bad else str(error)
+        raise MeshConfigError(f'{what} is not valid Z85 ({detail}); generate keys with '
+                              '`mapl keys generate`') from error
     return key_bytes
 
 

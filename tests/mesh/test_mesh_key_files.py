@@ -49,3 +49,28 @@ def test_regenerated_pair_loads(broken_dir):
     keyring = FleetKeyring.from_directory(broken_dir)
     pair = load_keypair(broken_dir / 'b.key_secret')
     assert keyring.node_for_key(pair.public_key) == 'b'
+
+
+def test_own_public_key_missing(tmp_path):
+    from mapl_robotics.mesh import MeshConfig
+
+    write_keypair(tmp_path, 'r0')
+    (tmp_path / 'r0.key').unlink()
+    write_keypair(tmp_path, 'r1')
+    with pytest.raises(MeshConfigError, match=r"put r0\.key, written by `mapl keys generate`"):
+        MeshConfig(node_id='r0', keypair=load_keypair(tmp_path / 'r0.key_secret'),
+                   keyring=FleetKeyring.from_directory(tmp_path))
+
+
+def test_own_public_key_under_other_id(tmp_path):
+    from mapl_robotics.mesh import MeshConfig
+
+    write_keypair(tmp_path, 'r0')
+    pair = load_keypair(tmp_path / 'r0.key_secret')
+    with pytest.raises(MeshConfigError, match="listed in the keyring as 'r1'"):
+        MeshConfig(node_id='r0', keypair=pair, keyring=FleetKeyring({'r1': pair.public_key}))
+
+
+def test_bad_z85_key_names_characters():
+    with pytest.raises(MeshConfigError, match=r"characters \['\\\\', '~'\] are not in the Z85"):
+        FleetKeyring({'r0': b'\\' * 20 + b'~' * 20})
